@@ -1,0 +1,340 @@
+/*
+ * http.h: the HTTP/1.1 server: connections, requests, virtual servers,
+ * locations, the phase engine and the output path.
+ *
+ * A request's life (DESIGN.md section 3): the connection reads a head
+ * (http_request.c), the phase engine runs the handlers of each phase
+ * (http_phase.c), one content handler produces the response through the
+ * header and body filters, the last of which write to the socket
+ * (http_output.c); the log phase runs when the response is complete, and
+ * the connection then waits for the next request holding no buffer.
+ */
+#ifndef PT_HTTP_H
+#define PT_HTTP_H
+
+#include "core.h"
+#include "buf.h"
+#include "event.h"
+#include "http_parse.h"
+#include "listen.h"
+#include "module.h"
+
+#include <time.h>
+
+struct pt_cycle;
+struct pt_pool;
+struct pt_regex;
+struct pt_worker;
+struct pt_http_request;
+struct pt_conf;
+
+/* ---- connections ------------------------------------------------------ */
+
+struct pt_conn {
+	struct pt_io io; /* first: the event loop sees a pt_io */
+	struct pt_timer timer;
+	struct pt_posted posted;
+	struct pt_listener *ls;
+	struct pt_worker *w;
+	const struct pt_http_addr *addr; /* servers behind the local address */
+	struct pt_http_request *req;     /* current request, or NULL */
+	struct pt_conn *prev, *next;     /* worker's idle or active list */
+
+	/* the header buffer; NULL while idle */
+	char *buf;
+	uint32_t buf_size, buf_pos, buf_last;
+	uint32_t nrequests;
+	uint64_t number; /* for logs */
+	int64_t lingering_end;
+
+	struct pt_sockaddr peer;
+	unsigned idle : 1;      /* on the worker's idle list */
+	unsigned keepalive : 1; /* between requests */
+	unsigned closing : 1;   /* closed: freed after this event batch */
+	unsigned lingering : 1; /* draining input before close */
+	unsigned head_timer : 1; /* client_header_timeout armed */
+};
+
+/* ---- virtual servers and locations ------------------------------------ */
+
+enum {
+	PT_LOC_EXACT = 1,   /* = /path */
+	PT_LOC_PREFIX,      /* /path */
+	PT_LOC_PREFIX_STOP, /* ^~ /path: no regex search if longest */
+	PT_LOC_REGEX,       /* ~ pattern */
+	PT_LOC_REGEX_CASE,  /* ~* pattern */
+};
+
+struct pt_http_location {
+	const char *name; /* as written */
+	unsigned match;   /* PT_LOC_* */
+	struct pt_str prefix;
+	struct pt_regex *re;
+	void **loc_conf;
+	const char *file;
+	unsigned line;
+};
+
+struct pt_http_server {
+	void **srv_conf;
+	void **loc_conf; /* server level, used when no location matches */
+	struct pt_http_location **exact, **prefix, **regex;
+	unsigned nexact, nprefix, nregex;
+	const char *file;
+	unsigned line;
+	const char *first_name; /* for logs */
+};
+
+/* A server_name entry of an address, in lookup order. */
+struct pt_http_name {
+	struct pt_str name; /* lower-case; wildcards without '*' part */
+	unsigned kind;      /* exact, leading or trailing wildcard, regex */
+	struct pt_regex *re;
+	struct pt_http_server *server;
+};
+
+/* The servers reachable through one local address. */
+struct pt_http_addr {
+	struct pt_sockaddr addr;
+	struct pt_http_server *default_server;
+	struct pt_http_name *names;
+	unsigned nnames;
+};
+
+/* What a listener's ctx points to. */
+struct pt_http_port {
+	struct pt_http_addr *addrs; /* several when a wildcard serves them */
+	unsigned naddrs;
+};
+
+/* ---- the core module's configuration ---------------------------------- */
+
+struct pt_http_main_conf {
+	struct pt_http_server **servers;
+	unsigned nservers;
+	struct pt_http_phase *engine; /* flattened phase handlers */
+	unsigned engine_start[PT_PHASE_COUNT + 1];
+	pt_header_filter_fn *header_filters; /* first to last */
+	pt_body_filter_fn *body_filters;
+	unsigned nheader_filters, nbody_filters;
+	struct pt_http_var *vars; /* all variables, by name */
+	unsigned nvars;
+	struct pt_http_mime *mime;
+	const char *mime_types;
+};
+
+struct pt_http_srv_conf {
+	struct pt_strlist listen;
+	struct pt_strlist server_name;
+	int64_t client_header_timeout;
+	int64_t large_header_buffer;
+	int64_t max_headers;
+	struct pt_http_server *server;
+	const config_setting_t *listen_node, *names_node;
+};
+
+struct pt_http_loc_conf {
+	int64_t client_body_timeout;
+	int64_t send_timeout;
+	int64_t keepalive_timeout;
+	int64_t keepalive_requests;
+	int64_t client_max_body_size;
+	const char *default_type;
+	int server_tokens;
+	struct pt_http_location *location;
+};
+
+extern const struct pt_module pt_http_core_module;
+
+/* The HTTP core module's place in pt_modules[] (PT_CORE_MODULES). */
+#define PT_HTTP_CORE_INDEX 1
+#define pt_http_core_loc(r) \
+	((struct pt_http_loc_conf *)(r)->loc_conf[PT_HTTP_CORE_INDEX])
+#define pt_http_core_srv(r) \
+	((struct pt_http_srv_conf *)(r)->srv_conf[PT_HTTP_CORE_INDEX])
+
+/* ---- requests ---------------------------------------------------------- */
+
+struct pt_http_out_header {
+	struct pt_str name, value;
+	struct pt_http_out_header *next;
+};
+
+struct pt_http_response {
+	int status;
+	int64_t content_length; /* -1: unknown */
+	time_t last_modified;   /* -1: none */
+	struct pt_str content_type;
+	struct pt_str etag;
+	struct pt_str location;
+	struct pt_str content_range;
+	struct pt_http_out_header *headers, **tail;
+};
+
+/* State of a request body being read or discarded. */
+struct pt_http_body {
+	int64_t rest; /* Content-Length bytes still to come */
+	int64_t received;
+	struct pt_http_chunked chunked;
+	unsigned is_chunked : 1;
+	unsigned done : 1;
+};
+
+struct pt_http_request {
+	struct pt_conn *conn;
+	struct pt_pool *pool;
+	struct pt_http_req_head h; /* parsed head, slices of conn->buf */
+	struct pt_str request_line;
+	struct pt_str uri;   /* decoded, normalized path */
+	struct pt_str args;  /* raw query */
+	struct pt_str exten; /* extension of uri, without the dot */
+
+	struct pt_http_server *server;
+	struct pt_http_location *location;
+	void **srv_conf;
+	void **loc_conf;
+	void **ctx; /* per module */
+	unsigned phase; /* index into the phase engine */
+
+	struct pt_http_response out;
+	struct pt_chain *pending; /* written to the socket as it drains */
+	struct pt_chain **pending_tail;
+	char *bounce;        /* file data read for a no_sendfile buffer */
+	uint32_t bounce_pos, bounce_last;
+	off_t head_bytes;    /* bytes of the response head */
+	off_t bytes_sent;    /* all bytes written to the socket */
+	int64_t start_ms;    /* monotonic */
+	int64_t start_wall_ms;
+	struct pt_http_body body;
+	char request_id[33];
+
+	unsigned header_only : 1;  /* HEAD or a status without body */
+	unsigned header_sent : 1;
+	unsigned body_sent_all : 1; /* the last buffer went into pending */
+	unsigned keepalive : 1;
+	unsigned discarding : 1;   /* reading a body nobody wants */
+	unsigned expect_tested : 1;
+	unsigned error_page : 1;
+	unsigned logged : 1;
+	unsigned finalized : 1;
+};
+
+/* ---- phase engine ------------------------------------------------------ */
+
+struct pt_http_phase;
+typedef int (*pt_phase_checker_fn)(struct pt_http_request *r,
+				   const struct pt_http_phase *ph);
+
+struct pt_http_phase {
+	pt_phase_checker_fn checker;
+	pt_phase_fn handler;
+	unsigned next; /* index of the first handler of the next phase */
+};
+
+/* Build the phase engine and filter chains from the modules' hooks. */
+int pt_http_build_engine(struct pt_conf *cf, struct pt_http_main_conf *mc);
+
+/* Run (or resume) the phases of r. */
+void pt_http_run_phases(struct pt_http_request *r);
+
+/* ---- variables and templates ------------------------------------------ */
+
+enum { PT_VAR_PREFIX = 1 }; /* name is a prefix: $arg_NAME, $http_NAME */
+
+typedef int (*pt_var_fn)(struct pt_http_request *r, struct pt_str *out,
+			 struct pt_str arg);
+
+struct pt_http_var {
+	const char *name;
+	unsigned flags;
+	pt_var_fn get;
+};
+
+struct pt_tpl_part {
+	struct pt_str lit; /* literal text before the variable */
+	const struct pt_http_var *var; /* NULL for a trailing literal */
+	struct pt_str arg;
+};
+
+/* A string with $variables, compiled once at load. */
+struct pt_tpl {
+	struct pt_tpl_part *parts;
+	unsigned nparts;
+	struct pt_str text; /* the whole value when it has no variable */
+};
+
+int pt_tpl_compile(struct pt_conf *cf, const config_setting_t *node,
+		   const char *s, struct pt_tpl *out);
+/* Evaluate into the request pool. PT_OK or PT_ERROR (out of memory). */
+int pt_tpl_eval(struct pt_http_request *r, const struct pt_tpl *t,
+		struct pt_str *out);
+/* Evaluate appending to buf[*len..cap) with an escaping function. */
+typedef size_t (*pt_escape_fn)(char *dst, const char *src, size_t len);
+size_t pt_tpl_eval_into(struct pt_http_request *r, const struct pt_tpl *t,
+			char *dst, size_t cap, pt_escape_fn esc,
+			size_t max_expand);
+
+int pt_http_vars_init(struct pt_conf *cf, struct pt_http_main_conf *mc);
+const struct pt_http_var *pt_http_var_find(struct pt_http_main_conf *mc,
+					   const char *name, size_t len,
+					   struct pt_str *arg);
+
+/* ---- request processing (http_request.c) ------------------------------- */
+
+void pt_http_init_conn(struct pt_conn *c);
+
+/*
+ * Finish r with rc: PT_DONE (response queued by a handler), PT_AGAIN
+ * (suspended: nothing to do now), PT_ERROR (500) or an HTTP status (a
+ * special response, or a close if the head was already sent).
+ */
+void pt_http_finalize(struct pt_http_request *r, int rc);
+
+/* The response of a status with no handler: error page or redirect. */
+int pt_http_special_response(struct pt_http_request *r, int status);
+
+/* Answer status on a connection whose head could not be parsed. */
+void pt_http_error_conn(struct pt_conn *c, int status);
+/* Turn keep-alive off if the location or the worker says so. */
+void pt_http_keepalive_check(struct pt_http_request *r);
+/* Run the LOG phase handlers once. */
+void pt_http_log_phase(struct pt_http_request *r);
+/* Seed the per-process generator of request ids (after fork). */
+void pt_http_seed_random(void);
+
+/* Discard the request body; PT_OK, or a status (400, 413). */
+int pt_http_discard_body(struct pt_http_request *r);
+
+/* Select the location of r and its conf; PT_OK or a status. */
+int pt_http_find_location(struct pt_http_request *r);
+
+/* ---- output (http_output.c) --------------------------------------------- */
+
+/* Run the header filters; the last one queues the head. */
+int pt_http_send_header(struct pt_http_request *r);
+/* Run the body filters on in; the last one queues and writes. */
+int pt_http_output(struct pt_http_request *r, struct pt_chain *in);
+int pt_http_next_header_filter(struct pt_http_request *r, unsigned next);
+int pt_http_next_body_filter(struct pt_http_request *r, struct pt_chain *in,
+			     unsigned next);
+/* The last filters: queue the head; queue the body and write. */
+int pt_http_queue_header(struct pt_http_request *r);
+int pt_http_queue_body(struct pt_http_request *r, struct pt_chain *in);
+/* Write what is pending; PT_OK (all written), PT_AGAIN or PT_ERROR. */
+int pt_http_flush(struct pt_http_request *r);
+
+int pt_http_add_header(struct pt_http_request *r, const char *name,
+		       size_t nlen, const char *value, size_t vlen);
+const char *pt_http_status_text(int status, size_t *len);
+
+/* Content-Type for an extension (lower-cased match); default if none. */
+struct pt_str pt_http_mime_type(struct pt_http_request *r, struct pt_str ext);
+int pt_http_mime_load(struct pt_conf *cf, struct pt_http_main_conf *mc);
+
+/* Log prefix "*N client A, request "..."" for r's connection. */
+void pt_http_log(struct pt_http_request *r, int level, int err,
+		 const char *fmt, ...) PT_PRINTF(4, 5);
+void pt_conn_log(struct pt_conn *c, int level, int err, const char *fmt,
+		 ...) PT_PRINTF(4, 5);
+
+#endif

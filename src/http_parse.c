@@ -1,0 +1,1365 @@
+/*
+ * http_parse.c: the strict HTTP/1.x request parser (RFC 9110, RFC 9112).
+ *
+ * A head is found by pt_http_scan_head() as bytes arrive, then parsed once
+ * by pt_http_parse_head(). The scanner keeps only offsets (the buffer may
+ * move) and takes every decision on a fixed window of bytes, never on how
+ * they were split between reads: a head fed byte by byte gets the same
+ * verdict as the same head fed whole. It checks the request line with a
+ * small automaton as it arrives (garbage, a TLS hello or a bad version is
+ * refused at once rather than after head_max bytes), and each header line
+ * once complete: CRLF, no leading whitespace, the limits, the field syntax
+ * and Content-Length. The parser then makes one more pass over a head
+ * known to be complete, with memchr() for line ends and one table of
+ * character classes for everything else; it checks everything again, as
+ * it must stand alone, and it is cheap next to a read().
+ *
+ * Invariants: nothing is allocated; every slice points into the caller's
+ * buffer, except the static "/" of an absolute-form target without a path;
+ * only pt_http_check_host() writes into the buffer (lower-casing).
+ *
+ * Field lines are parsed by http_parse_fields(), which knows nothing of
+ * requests, so that the upstream response parser can share it; the
+ * trailer section of a chunked body is checked byte by byte with the same
+ * character classes.
+ *
+ * Callers: the connection read path (scan, parse, checks), the request body
+ * reader (chunked), location matching (normalize_path).
+ */
+#include "core.h"
+#include "http_parse.h"
+#include "util.h"
+
+/* Character classes, one bit each in http_ctype[]. */
+#define C_TCHAR 0x01  /* token (RFC 9110 section 5.6.2) */
+#define C_FIELD 0x02  /* field-value byte: VCHAR, obs-text, SP, HTAB */
+#define C_TARGET 0x04 /* request-target byte: VCHAR but '#' */
+#define C_METHOD 0x08 /* method byte we accept: A-Z 0-9 '-' '_' */
+#define C_HEX 0x10    /* HEXDIG */
+#define C_HOST 0x20   /* reg-name byte: unreserved, sub-delims, no '%' */
+#define C_QDTEXT 0x40 /* qdtext of a quoted-string, HTAB and SP included */
+#define C_PATH 0x80   /* path byte: C_TARGET but '?' and '\\' */
+
+static const uint8_t http_ctype[256] = {
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 00 */
+	0x00, 0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 08 */
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 10 */
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 18 */
+	0x42, 0xe7, 0x86, 0x43, 0xe7, 0xc7, 0xe7, 0xe7, /* 20  !"#$%&' */
+	0xe6, 0xe6, 0xe7, 0xe7, 0xe6, 0xef, 0xe7, 0xc6, /* 28 ()*+,-./ */
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, /* 30 01234567 */
+	0xff, 0xff, 0xc6, 0xe6, 0xc6, 0xe6, 0xc6, 0x46, /* 38 89:;<=>? */
+	0xc6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xef, /* 40 @ABCDEFG */
+	0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, /* 48 HIJKLMNO */
+	0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, /* 50 PQRSTUVW */
+	0xef, 0xef, 0xef, 0xc6, 0x06, 0xc6, 0xc7, 0xef, /* 58 XYZ[\]^_ */
+	0xc7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xf7, 0xe7, /* 60 `abcdefg */
+	0xe7, 0xe7, 0xe7, 0xe7, 0xe7, 0xe7, 0xe7, 0xe7, /* 68 hijklmno */
+	0xe7, 0xe7, 0xe7, 0xe7, 0xe7, 0xe7, 0xe7, 0xe7, /* 70 pqrstuvw */
+	0xe7, 0xe7, 0xe7, 0xc6, 0xc7, 0xc6, 0xe7, 0x00, /* 78 xyz{|}~  */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* 80 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* 88 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* 90 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* 98 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* a0 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* a8 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* b0 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* b8 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* c0 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* c8 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* d0 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* d8 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* e0 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* e8 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* f0 */
+	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* f8 */
+};
+
+#define HTTP_IS(c, cls) (http_ctype[(unsigned char)(c)] & (cls))
+#define HTTP_WS(c) ((c) == ' ' || (c) == '\t')
+#define HTTP_DIGIT(c) ((unsigned)(unsigned char)(c) - '0' < 10u)
+
+/*
+ * Registered methods: the IANA registry and the rest of llhttp's HTTP set
+ * (PURGE, M-SEARCH, NOTIFY, SUBSCRIBE, UNSUBSCRIBE, SOURCE); not RTSP's.
+ * Sorted by length, so that a lookup stops early.
+ */
+static const struct http_method {
+	const char *name;
+	size_t len;
+	unsigned id;
+} http_methods[] = {
+	{ "GET", 3, PT_HTTP_GET },
+	{ "PUT", 3, PT_HTTP_PUT },
+	{ "ACL", 3, PT_HTTP_OTHER },
+	{ "PRI", 3, PT_HTTP_OTHER },
+	{ "HEAD", 4, PT_HTTP_HEAD },
+	{ "POST", 4, PT_HTTP_POST },
+	{ "BIND", 4, PT_HTTP_OTHER },
+	{ "COPY", 4, PT_HTTP_OTHER },
+	{ "LINK", 4, PT_HTTP_OTHER },
+	{ "LOCK", 4, PT_HTTP_OTHER },
+	{ "MOVE", 4, PT_HTTP_OTHER },
+	{ "PATCH", 5, PT_HTTP_PATCH },
+	{ "TRACE", 5, PT_HTTP_TRACE },
+	{ "LABEL", 5, PT_HTTP_OTHER },
+	{ "MERGE", 5, PT_HTTP_OTHER },
+	{ "MKCOL", 5, PT_HTTP_OTHER },
+	{ "PURGE", 5, PT_HTTP_OTHER },
+	{ "QUERY", 5, PT_HTTP_OTHER },
+	{ "DELETE", 6, PT_HTTP_DELETE },
+	{ "NOTIFY", 6, PT_HTTP_OTHER },
+	{ "REBIND", 6, PT_HTTP_OTHER },
+	{ "REPORT", 6, PT_HTTP_OTHER },
+	{ "SEARCH", 6, PT_HTTP_OTHER },
+	{ "SOURCE", 6, PT_HTTP_OTHER },
+	{ "UNBIND", 6, PT_HTTP_OTHER },
+	{ "UNLINK", 6, PT_HTTP_OTHER },
+	{ "UNLOCK", 6, PT_HTTP_OTHER },
+	{ "UPDATE", 6, PT_HTTP_OTHER },
+	{ "OPTIONS", 7, PT_HTTP_OPTIONS },
+	{ "CONNECT", 7, PT_HTTP_CONNECT },
+	{ "CHECKIN", 7, PT_HTTP_OTHER },
+	{ "CHECKOUT", 8, PT_HTTP_OTHER },
+	{ "M-SEARCH", 8, PT_HTTP_OTHER },
+	{ "PROPFIND", 8, PT_HTTP_OTHER },
+	{ "PROPPATCH", 9, PT_HTTP_OTHER },
+	{ "SUBSCRIBE", 9, PT_HTTP_OTHER },
+	{ "MKACTIVITY", 10, PT_HTTP_OTHER },
+	{ "MKCALENDAR", 10, PT_HTTP_OTHER },
+	{ "ORDERPATCH", 10, PT_HTTP_OTHER },
+	{ "UNCHECKOUT", 10, PT_HTTP_OTHER },
+	{ "MKWORKSPACE", 11, PT_HTTP_OTHER },
+	{ "UNSUBSCRIBE", 11, PT_HTTP_OTHER },
+	{ "MKREDIRECTREF", 13, PT_HTTP_OTHER },
+	{ "VERSION-CONTROL", 15, PT_HTTP_OTHER },
+	{ "BASELINE-CONTROL", 16, PT_HTTP_OTHER },
+	{ "UPDATEREDIRECTREF", 17, PT_HTTP_OTHER },
+};
+
+/* Known fields, lower case, sorted by length. */
+static const struct http_hdr_name {
+	const char *name;
+	size_t len;
+	unsigned id;
+} http_hdr_names[] = {
+	{ "te", 2, PT_H_TE },
+	{ "host", 4, PT_H_HOST },
+	{ "range", 5, PT_H_RANGE },
+	{ "expect", 6, PT_H_EXPECT },
+	{ "cookie", 6, PT_H_COOKIE },
+	{ "upgrade", 7, PT_H_UPGRADE },
+	{ "referer", 7, PT_H_REFERER },
+	{ "if-match", 8, PT_H_IF_MATCH },
+	{ "if-range", 8, PT_H_IF_RANGE },
+	{ "connection", 10, PT_H_CONNECTION },
+	{ "keep-alive", 10, PT_H_KEEP_ALIVE },
+	{ "user-agent", 10, PT_H_USER_AGENT },
+	{ "authorization", 13, PT_H_AUTHORIZATION },
+	{ "if-none-match", 13, PT_H_IF_NONE_MATCH },
+	{ "content-length", 14, PT_H_CONTENT_LENGTH },
+	{ "accept-encoding", 15, PT_H_ACCEPT_ENCODING },
+	{ "x-forwarded-for", 15, PT_H_X_FORWARDED_FOR },
+	{ "proxy-connection", 16, PT_H_PROXY_CONNECTION },
+	{ "transfer-encoding", 17, PT_H_TRANSFER_ENCODING },
+	{ "if-modified-since", 17, PT_H_IF_MODIFIED_SINCE },
+	{ "if-unmodified-since", 19, PT_H_IF_UNMODIFIED_SINCE },
+};
+
+unsigned
+pt_http_method_id(const char *m, size_t len)
+{
+	for (size_t i = 0; i < PT_ARRAY_SIZE(http_methods); i++) {
+		const struct http_method *hm = &http_methods[i];
+
+		if (hm->len > len)
+			break;
+		if (hm->len == len && hm->name[0] == m[0] &&
+		    memcmp(hm->name, m, len) == 0)
+			return hm->id;
+	}
+	return 0;
+}
+
+unsigned
+pt_http_header_id(const char *name, size_t len)
+{
+	unsigned char c0;
+
+	if (len == 0)
+		return PT_H_OTHER;
+	c0 = pt_tolower((unsigned char)name[0]);
+	for (size_t i = 0; i < PT_ARRAY_SIZE(http_hdr_names); i++) {
+		const struct http_hdr_name *hn = &http_hdr_names[i];
+
+		if (hn->len > len)
+			break;
+		if (hn->len == len && (unsigned char)hn->name[0] == c0 &&
+		    pt_strncasecmp(hn->name, name, len) == 0)
+			return hn->id;
+	}
+	return PT_H_OTHER;
+}
+
+/* ---- field lines (requests, responses, trailers) ----------------------- */
+
+/*
+ * Parse one field line p[0..len), CRLF excluded: a token, ':' at once (no
+ * whitespace before it, RFC 9112 section 5.1), then the value, whose
+ * surrounding OWS is dropped. Returns PT_OK or 400.
+ */
+static int
+http_parse_field_line(const char *p, size_t len, struct pt_http_header *hd)
+{
+	const char *end = p + len, *q = p, *v;
+
+	while (q < end && HTTP_IS(*q, C_TCHAR))
+		q++;
+	if (q == p || q == end || *q != ':')
+		return 400;
+	hd->name.data = p;
+	hd->name.len = (size_t)(q - p);
+	hd->id = pt_http_header_id(p, hd->name.len);
+	for (q++; q < end && HTTP_WS(*q); q++)
+		;
+	for (v = q; q < end; q++)
+		if (!HTTP_IS(*q, C_FIELD))
+			return 400;
+	while (end > v && HTTP_WS(end[-1]))
+		end--;
+	hd->value.data = v;
+	hd->value.len = (size_t)(end - v);
+	return PT_OK;
+}
+
+/* A Content-Length value: 1*DIGIT, at most INT64_MAX. */
+static int
+http_content_length(struct pt_str v, int64_t *out)
+{
+	uint64_t n;
+
+	if (pt_parse_uint(v.data, v.len, INT64_MAX, &n) != PT_OK)
+		return 400;
+	*out = (int64_t)n;
+	return PT_OK;
+}
+
+/* ---- request line ------------------------------------------------------ */
+
+/*
+ * States of the scanner. The request-line states run in this order; the
+ * five HS_VERSION states expect the bytes of "HTTP/" one by one.
+ */
+enum {
+	HS_EMPTY = 0, /* skipping empty lines before the request line */
+	HS_METHOD,
+	HS_TARGET, /* first byte of the request-target */
+	HS_PATH,   /* up to '?' or SP */
+	HS_QUERY,
+	HS_VERSION,
+	HS_MAJOR = HS_VERSION + 5,
+	HS_DOT1,   /* major was 1 */
+	HS_DOTX,   /* major was something else */
+	HS_MINOR1,
+	HS_MINORX,
+	HS_CR,
+	HS_LF,
+	HS_FIELDS /* request line done: header lines */
+};
+
+/* One byte of the version, from HS_VERSION to HS_LF; PT_AGAIN: go on. */
+static int
+http_version_byte(unsigned *st, unsigned char c)
+{
+	switch (*st) {
+	case HS_MAJOR:
+		if (!HTTP_DIGIT(c))
+			return 400;
+		*st = c == '1' ? HS_DOT1 : HS_DOTX;
+		return PT_AGAIN;
+	case HS_DOT1:
+	case HS_DOTX:
+		if (c != '.')
+			return 400;
+		*st = *st == HS_DOT1 ? HS_MINOR1 : HS_MINORX;
+		return PT_AGAIN;
+	case HS_MINOR1:
+		*st = HS_CR;
+		return HTTP_DIGIT(c) ? PT_AGAIN : 400;
+	case HS_MINORX:
+		/* well-formed HTTP/x.y with x != 1: HTTP/0.9, HTTP/2.0 */
+		return HTTP_DIGIT(c) ? 505 : 400;
+	case HS_CR:
+		*st = HS_LF;
+		return c == '\r' ? PT_AGAIN : 400;
+	case HS_LF:
+		*st = HS_FIELDS;
+		return c == '\n' ? PT_OK : 400;
+	default:
+		PT_ASSERT(*st >= HS_VERSION && *st < HS_MAJOR);
+		if (c != (unsigned char)"HTTP/"[*st - HS_VERSION])
+			return 400;
+		(*st)++;
+		return PT_AGAIN;
+	}
+}
+
+/*
+ * Run the request-line automaton over l[*ip..end) from state *st (offsets
+ * relative to the start of the line). Content bytes at offset lmax and
+ * beyond give 414, any byte at hmax and beyond 431. Returns PT_AGAIN (all
+ * valid so far, *ip = end), PT_OK (*ip just past the LF) or a status. Runs
+ * of path, query and method bytes are skipped in tight loops.
+ */
+static int
+http_reqline_run(unsigned *st, const char *l, size_t *ip, size_t end,
+		 size_t lmax, size_t hmax)
+{
+	size_t i = *ip, stop = PT_MIN(end, PT_MIN(lmax, hmax));
+	int rc = PT_AGAIN;
+
+	while (i < end) {
+		unsigned char c = (unsigned char)l[i];
+
+		if (*st < HS_CR && i >= lmax) {
+			rc = 414;
+			break;
+		}
+		if (i >= hmax) {
+			rc = 431;
+			break;
+		}
+		switch (*st) {
+		case HS_METHOD:
+			while (i < stop && HTTP_IS(l[i], C_METHOD))
+				i++;
+			if (i == stop)
+				continue;
+			if (l[i] != ' ' || i == 0) {
+				rc = 400;
+				goto done;
+			}
+			if (pt_http_method_id(l, i) == 0) {
+				rc = 501;
+				goto done;
+			}
+			*st = HS_TARGET;
+			i++;
+			break;
+		case HS_TARGET:
+			if (c == ' ') {
+				rc = 400;
+				goto done;
+			}
+			*st = HS_PATH;
+			/* FALLTHROUGH */
+		case HS_PATH:
+			while (i < stop && HTTP_IS(l[i], C_PATH))
+				i++;
+			if (i == stop)
+				continue;
+			if (l[i] != '?' && l[i] != ' ') {
+				rc = 400;
+				goto done;
+			}
+			*st = l[i] == '?' ? HS_QUERY : HS_VERSION;
+			i++;
+			break;
+		case HS_QUERY:
+			while (i < stop && HTTP_IS(l[i], C_TARGET))
+				i++;
+			if (i == stop)
+				continue;
+			if (l[i] != ' ') {
+				rc = 400;
+				goto done;
+			}
+			*st = HS_VERSION;
+			i++;
+			break;
+		default:
+			rc = http_version_byte(st, c);
+			if (rc != PT_AGAIN) {
+				if (rc == PT_OK)
+					i++;
+				goto done;
+			}
+			i++;
+			break;
+		}
+	}
+done:
+	*ip = i;
+	return rc;
+}
+
+/* ---- scanning ---------------------------------------------------------- */
+
+/* Skip CRLFs before the request line; PT_OK once it starts. */
+static int
+http_scan_empty(struct pt_http_scan *s, const char *buf, size_t len,
+		const struct pt_http_limits *lim)
+{
+	while (s->pos < len) {
+		size_t p = s->pos;
+
+		if (p >= lim->head_max)
+			return 431;
+		if (buf[p] == '\n')
+			return 400;
+		if (buf[p] != '\r') {
+			s->start = s->line_start = p;
+			s->state = HS_METHOD;
+			return PT_OK;
+		}
+		if (p + 1 >= len)
+			return PT_AGAIN;
+		if (buf[p + 1] != '\n')
+			return 400;
+		if (p + 1 >= lim->head_max)
+			return 431;
+		s->pos = p + 2;
+	}
+	return PT_AGAIN;
+}
+
+/* s->seen: framing fields met so far */
+#define HS_SEEN_CL 0x1
+
+/*
+ * Check a field line as soon as it is complete: its syntax, and the one
+ * field whose value and uniqueness decide where the message ends,
+ * Content-Length. Refusing those at once (as nginx does) costs one table
+ * pass per line, and a bad length never waits for the rest of the head.
+ */
+static int
+http_scan_field(struct pt_http_scan *s, const char *p, size_t len)
+{
+	struct pt_http_header hd;
+	int64_t v;
+
+	if (http_parse_field_line(p, len, &hd) != PT_OK)
+		return 400;
+	if (hd.id == PT_H_CONTENT_LENGTH) {
+		if (s->seen & HS_SEEN_CL)
+			return 400;
+		s->seen |= HS_SEEN_CL;
+		return http_content_length(hd.value, &v);
+	}
+	return PT_OK;
+}
+
+/*
+ * Scan header lines up to the empty line that ends the head. Every line
+ * must end in CRLF, not start with whitespace (obs-fold, or whitespace
+ * after the start line) and pass http_scan_field(). A line is too long
+ * when no LF comes within line_max + 2 bytes of its start; the head when
+ * no final LF comes before head_max. Kept apart from the request line so
+ * that the response parser can use it after its status line.
+ */
+static int
+http_scan_fields(struct pt_http_scan *s, const char *buf, size_t len,
+		 const struct pt_http_limits *lim)
+{
+	for (;;) {
+		size_t ls = s->line_start, lend, stop, j;
+		const char *lf;
+
+		if (s->pos == ls) {
+			if (ls >= len)
+				return PT_AGAIN;
+			if (ls >= lim->head_max)
+				return 431;
+			if (buf[ls] == '\r') {
+				if (ls + 1 >= len)
+					return PT_AGAIN;
+				if (buf[ls + 1] != '\n')
+					return 400;
+				if (ls + 1 >= lim->head_max)
+					return 431;
+				s->pos = ls + 2;
+				s->head_len = s->pos - s->start;
+				return PT_OK;
+			}
+			if (buf[ls] == '\n' || HTTP_WS(buf[ls]))
+				return 400;
+		}
+		lend = lim->line_max > SIZE_MAX - 2 - ls ? SIZE_MAX
+							 : ls + lim->line_max + 2;
+		stop = PT_MIN(lend, lim->head_max);
+		lf = NULL;
+		if (s->pos < PT_MIN(len, stop))
+			lf = memchr(buf + s->pos, '\n', PT_MIN(len, stop) - s->pos);
+		if (lf == NULL) {
+			if (len < stop) {
+				s->pos = len;
+				return PT_AGAIN;
+			}
+			return 431;
+		}
+		j = (size_t)(lf - buf);
+		if (buf[j - 1] != '\r' ||
+		    http_scan_field(s, buf + ls, j - 1 - ls) != PT_OK)
+			return 400;
+		s->lines++;
+		if (s->lines - 1 > lim->headers_max)
+			return 431;
+		s->pos = s->line_start = j + 1;
+	}
+}
+
+int
+pt_http_scan_head(struct pt_http_scan *s, const char *buf, size_t len,
+		  const struct pt_http_limits *lim)
+{
+	int rc;
+
+	PT_ASSERT(s->pos <= len && s->state <= HS_FIELDS);
+	if (s->head_len != 0)
+		return PT_OK;
+	if (s->state == HS_EMPTY) {
+		rc = http_scan_empty(s, buf, len, lim);
+		if (rc != PT_OK)
+			return rc;
+	}
+	if (s->state != HS_FIELDS) {
+		size_t i = s->pos - s->start;
+		size_t hmax = lim->head_max > s->start ? lim->head_max - s->start
+						       : 0;
+
+		rc = http_reqline_run(&s->state, buf + s->start, &i,
+				      len - s->start, lim->line_max, hmax);
+		s->pos = s->start + i;
+		if (rc != PT_OK)
+			return rc;
+		s->lines = 1;
+		s->line_start = s->pos;
+	}
+	return http_scan_fields(s, buf, len, lim);
+}
+
+/* ---- parsing ----------------------------------------------------------- */
+
+/*
+ * Parse the field lines of p[0..len), which must end with the empty line
+ * and nothing after it. Fills hdrs (room for max, *n used), the first
+ * field of each known kind in known[] and the duplicates in *dup.
+ * Returns PT_OK, 400 or 431 (more than max fields).
+ */
+static int
+http_parse_fields(const char *p, size_t len, struct pt_http_header *hdrs,
+		  unsigned max, unsigned *n, struct pt_http_header **known,
+		  unsigned *dup)
+{
+	const char *end = p + len;
+
+	for (;;) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		struct pt_http_header *hd;
+
+		if (lf == NULL || lf == p || lf[-1] != '\r')
+			return 400;
+		if (lf == p + 1)
+			return lf + 1 == end ? PT_OK : 400;
+		if (*n == max)
+			return 431;
+		hd = &hdrs[*n];
+		if (http_parse_field_line(p, (size_t)(lf - 1 - p), hd) != PT_OK)
+			return 400;
+		if (hd->id != PT_H_OTHER) {
+			if (known[hd->id] != NULL)
+				*dup |= 1u << hd->id;
+			else
+				known[hd->id] = hd;
+		}
+		(*n)++;
+		p = lf + 1;
+	}
+}
+
+/* Authority-form (CONNECT): host ":" port, port not empty. */
+static int
+http_authority_form(struct pt_http_req_head *h)
+{
+	const char *t = h->target.data, *end = t + h->target.len, *c = end;
+
+	while (c > t && HTTP_DIGIT(c[-1]))
+		c--;
+	if (c == end || c - t < 2 || c[-1] != ':')
+		return 400;
+	h->target_form = PT_TARGET_AUTHORITY;
+	h->authority = h->target;
+	h->path.data = end;
+	h->path.len = 0;
+	return PT_OK;
+}
+
+/*
+ * Absolute-form: "http" or "https" (any case), "://", a non-empty
+ * authority without userinfo (RFC 9110 section 4.2.4), then the path.
+ * *pathp is set to where the path starts.
+ */
+static int
+http_absolute_form(struct pt_http_req_head *h, const char **pathp)
+{
+	const char *t = h->target.data, *end = t + h->target.len, *p, *a;
+
+	for (p = t; p < end && *p != ':'; p++)
+		;
+	h->scheme.data = t;
+	h->scheme.len = (size_t)(p - t);
+	if (!PT_STR_CASEEQ(h->scheme, "http") &&
+	    !PT_STR_CASEEQ(h->scheme, "https"))
+		return 400;
+	if (end - p < 3 || p[1] != '/' || p[2] != '/')
+		return 400;
+	a = p + 3;
+	for (p = a; p < end && *p != '/' && *p != '?'; p++)
+		if (*p == '@')
+			return 400;
+	if (p == a)
+		return 400;
+	h->target_form = PT_TARGET_ABSOLUTE;
+	h->authority.data = a;
+	h->authority.len = (size_t)(p - a);
+	*pathp = p;
+	return PT_OK;
+}
+
+/* Tell the form of the request-target and split it (RFC 9112 3.2). */
+static int
+http_parse_target(struct pt_http_req_head *h)
+{
+	const char *t = h->target.data, *end = t + h->target.len, *p = t, *q;
+	int rc;
+
+	if (h->method_id == PT_HTTP_CONNECT)
+		return http_authority_form(h);
+	if (h->target.len == 1 && t[0] == '*') {
+		if (h->method_id != PT_HTTP_OPTIONS)
+			return 400;
+		h->target_form = PT_TARGET_ASTERISK;
+		h->path = h->target;
+		return PT_OK;
+	}
+	if (t[0] != '/') {
+		rc = http_absolute_form(h, &p);
+		if (rc != PT_OK)
+			return rc;
+	}
+	q = memchr(p, '?', (size_t)(end - p));
+	if (q != NULL) {
+		h->has_query = 1;
+		h->query.data = q + 1;
+		h->query.len = (size_t)(end - q - 1);
+		end = q;
+	}
+	h->path.data = p;
+	h->path.len = (size_t)(end - p);
+	if (h->path.len == 0) {
+		h->path.data = "/";
+		h->path.len = 1;
+	}
+	return PT_OK;
+}
+
+int
+pt_http_parse_head(char *buf, size_t len, struct pt_http_req_head *h,
+		   struct pt_http_header *hdrs, unsigned max)
+{
+	unsigned st = HS_METHOD;
+	size_t i = 0;
+	const char *sp1, *sp2;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	h->base = buf;
+	h->headers = hdrs;
+	h->content_length = -1;
+	rc = http_reqline_run(&st, buf, &i, len, SIZE_MAX, SIZE_MAX);
+	if (rc != PT_OK)
+		return rc == PT_AGAIN ? 400 : rc;
+
+	/* the automaton vouches for "METHOD SP target SP HTTP/1.d CRLF" */
+	sp1 = memchr(buf, ' ', i);
+	sp2 = memchr(sp1 + 1, ' ', (size_t)(buf + i - sp1 - 1));
+	PT_ASSERT(sp1 != NULL && sp2 != NULL && buf + i - sp2 == 11);
+	h->method.data = buf;
+	h->method.len = (size_t)(sp1 - buf);
+	h->method_id = pt_http_method_id(buf, h->method.len);
+	h->target.data = sp1 + 1;
+	h->target.len = (size_t)(sp2 - sp1 - 1);
+	h->version = sp2[8] == '0' ? 10 : 11;
+	rc = http_parse_target(h);
+	if (rc != PT_OK)
+		return rc;
+	return http_parse_fields(buf + i, len - i, hdrs, max, &h->nheaders,
+				 h->known, &h->dup);
+}
+
+/* ---- message semantics ------------------------------------------------- */
+
+/* Elements of a comma-separated list, OWS trimmed, empty ones included. */
+struct http_list {
+	const char *p, *end;
+	int done;
+};
+
+static int
+http_list_next(struct http_list *l, struct pt_str *e)
+{
+	const char *s = l->p, *c, *ee;
+
+	if (l->done)
+		return 0;
+	c = memchr(s, ',', (size_t)(l->end - s));
+	if (c == NULL) {
+		c = l->end;
+		l->done = 1;
+	} else {
+		l->p = c + 1;
+	}
+	while (s < c && HTTP_WS(*s))
+		s++;
+	for (ee = c; ee > s && HTTP_WS(ee[-1]); ee--)
+		;
+	e->data = s;
+	e->len = (size_t)(ee - s);
+	return 1;
+}
+
+static int
+http_is_token(struct pt_str t)
+{
+	if (t.len == 0)
+		return 0;
+	for (size_t i = 0; i < t.len; i++)
+		if (!HTTP_IS(t.data[i], C_TCHAR))
+			return 0;
+	return 1;
+}
+
+/*
+ * The next field of the same kind as f, or NULL: the first one is in
+ * known[], the others follow it in the array (only looked for when the
+ * kind is known to be repeated).
+ */
+static struct pt_http_header *
+http_next_field(const struct pt_http_req_head *h, struct pt_http_header *f)
+{
+	const struct pt_http_header *end = h->headers + h->nheaders;
+	unsigned id = f->id;
+
+	if (!(h->dup & (1u << id)))
+		return NULL;
+	for (f++; f < end; f++)
+		if (f->id == id)
+			return f;
+	return NULL;
+}
+
+/*
+ * Transfer-Encoding, all fields as one list (RFC 9112 section 6.1): it
+ * must end with chunked, once and without parameters (else 400); any other
+ * coding before it is not implemented (501). Empty elements are refused:
+ * a list that other parsers could read differently is a smuggling vector.
+ */
+static int
+http_check_te(struct pt_http_req_head *h)
+{
+	struct pt_http_header *f = h->known[PT_H_TRANSFER_ENCODING];
+	int chunked = 0, other = 0;
+
+	for (; f != NULL; f = http_next_field(h, f)) {
+		struct http_list l = { f->value.data,
+				       f->value.data + f->value.len, 0 };
+		struct pt_str e;
+
+		while (http_list_next(&l, &e)) {
+			size_t n = 0;
+
+			while (n < e.len && HTTP_IS(e.data[n], C_TCHAR))
+				n++;
+			if (n == 0 || chunked)
+				return 400;
+			if (n == 7 && pt_strncasecmp(e.data, "chunked", 7) == 0) {
+				if (e.len != 7)
+					return 400;
+				chunked = 1;
+				continue;
+			}
+			while (n < e.len && HTTP_WS(e.data[n]))
+				n++;
+			if (n < e.len && e.data[n] != ';')
+				return 400;
+			other = 1;
+		}
+	}
+	if (!chunked)
+		return 400;
+	if (other)
+		return 501;
+	h->chunked = 1;
+	return PT_OK;
+}
+
+/* Connection options (RFC 9112 section 9.3); a non-token element: 400. */
+static int
+http_check_connection(struct pt_http_req_head *h)
+{
+	struct pt_http_header *f = h->known[PT_H_CONNECTION];
+	int close = 0, keep = 0, upgrade = 0;
+
+	for (; f != NULL; f = http_next_field(h, f)) {
+		struct http_list l = { f->value.data,
+				       f->value.data + f->value.len, 0 };
+		struct pt_str e;
+
+		while (http_list_next(&l, &e)) {
+			if (e.len == 0)
+				continue;
+			if (!http_is_token(e))
+				return 400;
+			if (PT_STR_CASEEQ(e, "close"))
+				close = 1;
+			else if (PT_STR_CASEEQ(e, "keep-alive"))
+				keep = 1;
+			else if (PT_STR_CASEEQ(e, "upgrade"))
+				upgrade = 1;
+		}
+	}
+	h->keepalive = !close && (h->version >= 11 || keep);
+	/* RFC 9110 section 7.8: Upgrade is ignored in HTTP/1.0 */
+	h->conn_upgrade = upgrade && h->version >= 11;
+	return PT_OK;
+}
+
+/* Expect (RFC 9110 section 10.1.1): only 100-continue, else 417. */
+static int
+http_check_expect(struct pt_http_req_head *h)
+{
+	struct pt_http_header *f = h->known[PT_H_EXPECT];
+	int cont = 0;
+
+	for (; f != NULL; f = http_next_field(h, f)) {
+		struct http_list l = { f->value.data,
+				       f->value.data + f->value.len, 0 };
+		struct pt_str e;
+
+		while (http_list_next(&l, &e)) {
+			if (e.len == 0)
+				continue;
+			if (!PT_STR_CASEEQ(e, "100-continue"))
+				return 417;
+			cont = 1;
+		}
+	}
+	/* an HTTP/1.0 client can not expect 100 (Continue): ignored */
+	h->expect_continue = cont && h->version >= 11;
+	return PT_OK;
+}
+
+int
+pt_http_check_framing(struct pt_http_req_head *h)
+{
+	struct pt_http_header *cl = h->known[PT_H_CONTENT_LENGTH];
+	int rc;
+
+	h->content_length = -1;
+	h->chunked = 0;
+	if (cl != NULL) {
+		/* even two equal values: nginx refuses them too */
+		if (h->dup & (1u << PT_H_CONTENT_LENGTH) ||
+		    http_content_length(cl->value, &h->content_length) != PT_OK)
+			return 400;
+	}
+	if (h->known[PT_H_TRANSFER_ENCODING] != NULL) {
+		/* RFC 9112 section 6.1: faulty framing in HTTP/1.0 */
+		if (h->version < 11 || cl != NULL)
+			return 400;
+		rc = http_check_te(h);
+		if (rc != PT_OK)
+			return rc;
+	}
+	rc = http_check_connection(h);
+	if (rc != PT_OK)
+		return rc;
+	rc = http_check_expect(h);
+	if (rc != PT_OK)
+		return rc;
+	if (h->method_id == PT_HTTP_CONNECT) {
+		h->content_length = -1;
+		h->chunked = 0;
+		h->keepalive = 0;
+	}
+	return PT_OK;
+}
+
+/* ---- hosts ------------------------------------------------------------- */
+
+/* dec-octet "." dec-octet "." dec-octet "." dec-octet, no leading zero. */
+static int
+http_ipv4(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	for (unsigned k = 0; k < 4; k++) {
+		size_t s;
+		unsigned v = 0;
+
+		if (k > 0 && (i >= len || p[i++] != '.'))
+			return 400;
+		for (s = i; i < len && HTTP_DIGIT(p[i]) && i - s < 3; i++)
+			v = v * 10 + (unsigned)(p[i] - '0');
+		if (i == s || v > 255 || (p[s] == '0' && i - s > 1))
+			return 400;
+	}
+	return i == len ? PT_OK : 400;
+}
+
+/* IPv6address of RFC 3986 section 3.2.2, without zone. */
+static int
+http_ipv6(const char *p, size_t len)
+{
+	size_t i = 0;
+	unsigned groups = 0, dcolon = 0;
+
+	if (len >= 2 && p[0] == ':' && p[1] == ':') {
+		dcolon = 1;
+		i = 2;
+	}
+	while (i < len) {
+		size_t s = i;
+
+		while (i < len && HTTP_IS(p[i], C_HEX))
+			i++;
+		if (i < len && p[i] == '.') {
+			if (http_ipv4(p + s, len - s) != PT_OK)
+				return 400;
+			groups += 2;
+			break;
+		}
+		if (i == s || i - s > 4)
+			return 400;
+		groups++;
+		if (i == len)
+			break;
+		if (p[i++] != ':' || i == len)
+			return 400;
+		if (p[i] == ':') {
+			if (dcolon++)
+				return 400;
+			i++;
+		}
+	}
+	if (dcolon ? groups > 7 : groups != 8)
+		return 400;
+	return PT_OK;
+}
+
+/* "[" ( IPv6address / IPvFuture ) "]" without the brackets. */
+static int
+http_ip_literal(const char *p, size_t len)
+{
+	size_t i = 1;
+
+	if (len == 0 || (p[0] != 'v' && p[0] != 'V'))
+		return http_ipv6(p, len);
+	while (i < len && HTTP_IS(p[i], C_HEX))
+		i++;
+	if (i == 1 || i + 1 >= len || p[i] != '.')
+		return 400;
+	for (i++; i < len; i++)
+		if (!HTTP_IS(p[i], C_HOST) && p[i] != ':')
+			return 400;
+	return PT_OK;
+}
+
+/* reg-name or IPv4 up to ':' or end; *hl: bytes used, *dot: trailing '.' */
+static int
+http_reg_name(const char *p, size_t len, size_t *hl, int *dot)
+{
+	size_t i;
+
+	for (i = 0; i < len && p[i] != ':'; i++) {
+		if (!HTTP_IS(p[i], C_HOST))
+			return 400;
+		if (p[i] == '.' && (i == 0 || p[i - 1] == '.'))
+			return 400;
+	}
+	*dot = i > 0 && p[i - 1] == '.';
+	*hl = i;
+	return i - (size_t)*dot == 0 ? 400 : PT_OK;
+}
+
+int
+pt_http_parse_host(char *p, size_t len, struct pt_str *host,
+		   struct pt_str *port)
+{
+	size_t hl, i;
+	uint64_t v;
+	int dot = 0;
+
+	if (len == 0)
+		return 400;
+	if (p[0] == '[') {
+		const char *rb = memchr(p, ']', len);
+
+		if (rb == NULL ||
+		    http_ip_literal(p + 1, (size_t)(rb - p) - 1) != PT_OK)
+			return 400;
+		hl = (size_t)(rb - p) + 1;
+	} else if (http_reg_name(p, len, &hl, &dot) != PT_OK) {
+		return 400;
+	}
+	if (hl < len) {
+		const char *d = p + hl + 1;
+		size_t dl = len - hl - 1;
+
+		if (p[hl] != ':' || dl > 5 ||
+		    (dl > 0 && pt_parse_uint(d, dl, 65535, &v) != PT_OK))
+			return 400;
+		port->data = d;
+		port->len = dl;
+	} else {
+		port->data = p + len;
+		port->len = 0;
+	}
+	for (i = 0; i < hl; i++)
+		p[i] = (char)pt_tolower((unsigned char)p[i]);
+	host->data = p;
+	host->len = hl - (size_t)dot;
+	return PT_OK;
+}
+
+/* A writable pointer to a slice of the head buffer. */
+static char *
+http_writable(struct pt_http_req_head *h, const char *p)
+{
+	return h->base + (p - h->base);
+}
+
+int
+pt_http_check_host(struct pt_http_req_head *h)
+{
+	struct pt_http_header *f = h->known[PT_H_HOST];
+	const struct pt_str *a = &h->authority;
+
+	h->host.data = h->port.data = h->base;
+	h->host.len = h->port.len = 0;
+	if (f == NULL) {
+		/* RFC 9112 section 3.2: a 1.1 request without Host is 400 */
+		if (h->version >= 11)
+			return 400;
+	} else {
+		if (h->dup & (1u << PT_H_HOST))
+			return 400;
+		if (pt_http_parse_host(http_writable(h, f->value.data),
+				       f->value.len, &h->host,
+				       &h->port) != PT_OK)
+			return 400;
+	}
+	if (h->target_form == PT_TARGET_ABSOLUTE ||
+	    h->target_form == PT_TARGET_AUTHORITY) {
+		if (pt_http_parse_host(http_writable(h, a->data), a->len,
+				       &h->host, &h->port) != PT_OK)
+			return 400;
+	}
+	return PT_OK;
+}
+
+/* ---- paths ------------------------------------------------------------- */
+
+static int
+http_unhex(unsigned char c)
+{
+	if (HTTP_DIGIT(c))
+		return c - '0';
+	c = pt_tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * End of the segment that starts at out[seg] (o is the write position):
+ * drop "." and climb for ".."; a following separator is written only
+ * after a real segment. Returns the new write position, or 0 when ".."
+ * would climb above the root.
+ */
+static size_t
+http_end_segment(char *out, size_t seg, size_t o, int sep, unsigned flags)
+{
+	size_t n = o - seg;
+
+	if (n == 1 && out[seg] == '.')
+		return seg;
+	if (n == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+		if (seg == 1)
+			return 0;
+		for (o = seg - 1; out[o - 1] != '/'; o--)
+			;
+		return o;
+	}
+	if (sep && !(n == 0 && (flags & PT_NORM_MERGE_SLASHES)))
+		out[o++] = '/';
+	return o;
+}
+
+int
+pt_http_normalize_path(const char *raw, size_t len, char *out,
+		       size_t *outlen, unsigned flags)
+{
+	size_t i = 1, o = 1, seg = 1;
+
+	if (len == 0 || raw[0] != '/')
+		return 400;
+	out[0] = '/';
+	while (i <= len) {
+		int c, sep = 0;
+
+		if (i == len) {
+			i++;
+		} else if (raw[i] == '%') {
+			int hi = len - i < 3 ? -1 : http_unhex((unsigned char)raw[i + 1]);
+			int lo = len - i < 3 ? -1 : http_unhex((unsigned char)raw[i + 2]);
+
+			if (hi < 0 || lo < 0)
+				return 400;
+			c = hi << 4 | lo;
+			i += 3;
+			if (c == 0)
+				return 400;
+			if (c != '/') {
+				out[o++] = (char)c;
+				continue;
+			}
+			sep = 1;
+		} else if (raw[i] == '\0') {
+			return 400;
+		} else if (raw[i] != '/') {
+			out[o++] = raw[i++];
+			continue;
+		} else {
+			sep = 1;
+			i++;
+		}
+		o = http_end_segment(out, seg, o, sep, flags);
+		if (o == 0)
+			return 400;
+		seg = o;
+	}
+	*outlen = o;
+	return PT_OK;
+}
+
+/* ---- chunked bodies ---------------------------------------------------- */
+
+enum {
+	CH_SIZE0 = 0, /* first byte of a chunk-size line */
+	CH_SIZE,
+	CH_SIZE_WS,   /* BWS after the size: ';' must follow */
+	CH_EXT_NAME0, /* after ';', BWS then a token */
+	CH_EXT_NAME,
+	CH_EXT_NAME_WS,
+	CH_EXT_VAL0, /* after '=', BWS then a token or a quoted-string */
+	CH_EXT_TOKEN,
+	CH_EXT_QUOTED,
+	CH_EXT_QPAIR,
+	CH_EXT_VAL_WS, /* after a value: BWS then ';' */
+	CH_EXT_QEND,   /* just after the closing quote */
+	CH_SIZE_LF,
+	CH_DATA,
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TR_LINE0, /* first byte of a trailer line, or CR of the end */
+	CH_TR_NAME,
+	CH_TR_VALUE,
+	CH_TR_LF,
+	CH_TR_END_LF,
+	CH_DONE,
+	CH_ERROR
+};
+
+void
+pt_http_chunked_init(struct pt_http_chunked *c, size_t line_max,
+		     size_t trailers_max)
+{
+	memset(c, 0, sizeof(*c));
+	c->state = CH_SIZE0;
+	c->line_max = line_max;
+	c->trailers_max = trailers_max;
+}
+
+/* One byte of a chunk extension (RFC 9112 section 7.1.1). */
+static int
+http_chunk_ext(struct pt_http_chunked *c, unsigned char ch)
+{
+	unsigned st = c->state;
+
+	if (st == CH_EXT_QUOTED) {
+		if (ch == '"')
+			c->state = CH_EXT_QEND;
+		else if (ch == '\\')
+			c->state = CH_EXT_QPAIR;
+		else if (!HTTP_IS(ch, C_QDTEXT))
+			return 400;
+		return PT_OK;
+	}
+	if (st == CH_EXT_QPAIR) {
+		c->state = CH_EXT_QUOTED;
+		return HTTP_IS(ch, C_FIELD) ? PT_OK : 400;
+	}
+	if (HTTP_WS(ch)) {
+		if (st == CH_EXT_NAME)
+			c->state = CH_EXT_NAME_WS;
+		else if (st == CH_EXT_TOKEN || st == CH_EXT_QEND)
+			c->state = CH_EXT_VAL_WS;
+		return PT_OK;
+	}
+	if (HTTP_IS(ch, C_TCHAR) && st != CH_EXT_NAME_WS &&
+	    st != CH_EXT_VAL_WS && st != CH_EXT_QEND) {
+		c->state = st == CH_EXT_NAME0 ? CH_EXT_NAME
+			   : st == CH_EXT_VAL0 ? CH_EXT_TOKEN
+					       : st;
+		return PT_OK;
+	}
+	if (ch == '"' && st == CH_EXT_VAL0)
+		c->state = CH_EXT_QUOTED;
+	else if (ch == '=' && (st == CH_EXT_NAME || st == CH_EXT_NAME_WS))
+		c->state = CH_EXT_VAL0;
+	else if (ch == ';' && st != CH_EXT_NAME0 && st != CH_EXT_VAL0)
+		c->state = CH_EXT_NAME0;
+	else if (ch == '\r' &&
+		 (st == CH_EXT_NAME || st == CH_EXT_TOKEN || st == CH_EXT_QEND))
+		c->state = CH_SIZE_LF;
+	else
+		return 400;
+	return PT_OK;
+}
+
+/* One byte of a chunk-size line or of the CRLF after chunk data. */
+static int
+http_chunk_line(struct pt_http_chunked *c, unsigned char ch)
+{
+	int d = http_unhex(ch);
+
+	switch (c->state) {
+	case CH_SIZE0:
+	case CH_SIZE:
+		if (d >= 0) {
+			if (c->size > (uint64_t)INT64_MAX >> 4)
+				return 400;
+			c->size = c->size << 4 | (unsigned)d;
+			c->state = CH_SIZE;
+		} else if (c->state == CH_SIZE0) {
+			return 400;
+		} else if (ch == '\r') {
+			c->state = CH_SIZE_LF;
+		} else if (ch == ';') {
+			c->state = CH_EXT_NAME0;
+		} else if (HTTP_WS(ch)) {
+			c->state = CH_SIZE_WS;
+		} else {
+			return 400;
+		}
+		return PT_OK;
+	case CH_SIZE_WS:
+		if (ch == ';')
+			c->state = CH_EXT_NAME0;
+		else if (!HTTP_WS(ch))
+			return 400;
+		return PT_OK;
+	case CH_SIZE_LF:
+		if (ch != '\n')
+			return 400;
+		c->state = c->size == 0 ? CH_TR_LINE0 : CH_DATA;
+		return PT_OK;
+	case CH_DATA_CR:
+		c->state = CH_DATA_LF;
+		return ch == '\r' ? PT_OK : 400;
+	case CH_DATA_LF:
+		c->state = CH_SIZE0;
+		c->line_len = 0;
+		return ch == '\n' ? PT_OK : 400;
+	default:
+		return http_chunk_ext(c, ch);
+	}
+}
+
+/* One byte of the trailer section: field lines, then CRLF. */
+static int
+http_chunk_trailer(struct pt_http_chunked *c, unsigned char ch)
+{
+	if (++c->trailers_len > c->trailers_max)
+		return 400;
+	switch (c->state) {
+	case CH_TR_LINE0:
+		if (ch == '\r')
+			c->state = CH_TR_END_LF;
+		else if (HTTP_IS(ch, C_TCHAR))
+			c->state = CH_TR_NAME;
+		else
+			return 400;
+		return PT_OK;
+	case CH_TR_NAME:
+		if (ch == ':')
+			c->state = CH_TR_VALUE;
+		else if (!HTTP_IS(ch, C_TCHAR))
+			return 400;
+		return PT_OK;
+	case CH_TR_VALUE:
+		if (ch == '\r')
+			c->state = CH_TR_LF;
+		else if (!HTTP_IS(ch, C_FIELD))
+			return 400;
+		return PT_OK;
+	case CH_TR_LF:
+		c->state = CH_TR_LINE0;
+		return ch == '\n' ? PT_OK : 400;
+	default:
+		PT_ASSERT(c->state == CH_TR_END_LF);
+		c->state = CH_DONE;
+		return ch == '\n' ? PT_OK : 400;
+	}
+}
+
+int
+pt_http_chunked_parse(struct pt_http_chunked *c, const char **p,
+		      const char *end, struct pt_str *data)
+{
+	const char *q = *p;
+
+	while (q < end && c->state != CH_DONE && c->state != CH_ERROR) {
+		unsigned char ch = (unsigned char)*q;
+		int rc;
+
+		if (c->state == CH_DATA) {
+			size_t n = (size_t)PT_MIN((uint64_t)(end - q), c->size);
+
+			data->data = q;
+			data->len = n;
+			c->size -= n;
+			if (c->size == 0)
+				c->state = CH_DATA_CR;
+			*p = q + n;
+			return PT_OK;
+		}
+		if (c->state >= CH_TR_LINE0) {
+			rc = http_chunk_trailer(c, ch);
+		} else {
+			if (c->state < CH_SIZE_LF && ch != '\r' &&
+			    ++c->line_len > c->line_max)
+				rc = 400;
+			else
+				rc = http_chunk_line(c, ch);
+		}
+		if (rc != PT_OK) {
+			c->state = CH_ERROR;
+			break;
+		}
+		q++;
+	}
+	*p = q;
+	if (c->state == CH_ERROR)
+		return 400;
+	return c->state == CH_DONE ? PT_DONE : PT_AGAIN;
+}

@@ -1,0 +1,777 @@
+/*
+ * http_request.c: an HTTP/1.1 connection's life: reading a head, making a
+ * request of it, finishing the request, keep-alive, pipelining, discarding
+ * unwanted bodies, closing.
+ *
+ * Memory: an idle keep-alive connection holds only its struct pt_conn.
+ * The header buffer is a pool block taken when bytes arrive and given
+ * back when the connection goes idle; a request's pool is created when a
+ * head is complete and destroyed when its response is done.
+ *
+ * Ordering: one request at a time per connection. Pipelined requests wait
+ * in the header buffer (or the socket) until the previous response is
+ * written, so responses leave in request order.
+ *
+ * Timers: client_header_timeout from the first byte of a head (or from
+ * accept) to its end, 408 if some of it came; keepalive_timeout between
+ * requests; send_timeout while the socket does not drain;
+ * client_body_timeout while an unwanted body is being read; a lingering
+ * close reads what the client still sends for up to 5 s after the
+ * response, so that a pending request does not turn our response into a
+ * reset.
+ */
+#include "core.h"
+#include "cycle.h"
+#include "http.h"
+#include "log.h"
+#include "pool.h"
+#include "ptime.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LINGER_TIMEOUT_MS 5000
+#define LINGER_TIME_MS 30000
+
+static void http_read_head(struct pt_io *io);
+static void http_request_read(struct pt_io *io);
+static void http_request_write(struct pt_io *io);
+static void http_request_done(struct pt_http_request *r);
+static void http_close(struct pt_conn *c);
+
+static void
+http_noop(struct pt_io *io)
+{
+	(void)io;
+}
+
+static struct pt_http_srv_conf *
+http_default_srv(const struct pt_conn *c)
+{
+	return c->addr->default_server->srv_conf[PT_HTTP_CORE_INDEX];
+}
+
+void
+pt_conn_log(struct pt_conn *c, int level, int err, const char *fmt, ...)
+{
+	char msg[1024], ip[64];
+	va_list ap;
+
+	if (!pt_log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pt_addr_ip(&c->peer.u.sa, ip, sizeof(ip));
+	pt_log(level, err, "*%llu %s, client: %s", (unsigned long long)c->number,
+	       msg, ip);
+}
+
+void
+pt_http_log(struct pt_http_request *r, int level, int err, const char *fmt,
+	    ...)
+{
+	char msg[1024], ip[64];
+	va_list ap;
+
+	if (!pt_log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pt_addr_ip(&r->conn->peer.u.sa, ip, sizeof(ip));
+	pt_log(level, err, "*%llu %s, client: %s, request: \"%.*s\"",
+	       (unsigned long long)r->conn->number, msg, ip,
+	       (int)PT_MIN(r->request_line.len, 512), r->request_line.data);
+}
+
+/* ---- buffers --------------------------------------------------------------- */
+
+static void
+http_buf_free(struct pt_conn *c)
+{
+	if (c->buf == NULL)
+		return;
+	if (c->buf_size == PT_POOL_BLOCK)
+		pt_block_put(c->buf);
+	else
+		free(c->buf);
+	c->buf = NULL;
+	c->buf_size = c->buf_pos = c->buf_last = 0;
+}
+
+/* Make room at the end of the header buffer. PT_OK, or 431/414/500. */
+static int
+http_buf_room(struct pt_conn *c, size_t head_max)
+{
+	size_t used = c->buf_last - c->buf_pos, size;
+	char *nb;
+
+	if (c->buf == NULL) {
+		c->buf = pt_block_get();
+		if (c->buf == NULL)
+			return 500;
+		c->buf_size = PT_POOL_BLOCK;
+		c->buf_pos = c->buf_last = 0;
+		return PT_OK;
+	}
+	if (c->buf_last < c->buf_size)
+		return PT_OK;
+	if (c->buf_pos > 0) {
+		memmove(c->buf, c->buf + c->buf_pos, used);
+		c->buf_pos = 0;
+		c->buf_last = (uint32_t)used;
+		return PT_OK;
+	}
+	if (c->buf_size >= head_max)
+		return 431;
+	size = PT_MIN((size_t)c->buf_size * 2, head_max);
+	nb = malloc(size);
+	if (nb == NULL)
+		return 500;
+	memcpy(nb, c->buf, used);
+	if (c->buf_size == PT_POOL_BLOCK)
+		pt_block_put(c->buf);
+	else
+		free(c->buf);
+	c->buf = nb;
+	c->buf_size = (uint32_t)size;
+	return PT_OK;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void
+http_timeout(struct pt_timer *t)
+{
+	struct pt_conn *c = pt_container_of(t, struct pt_conn, timer);
+	struct pt_http_request *r = c->req;
+
+	if (c->lingering) {
+		http_close(c);
+		return;
+	}
+	if (r != NULL) {
+		pt_http_log(r, PT_LOG_INFO, 0,
+			    r->pending ? "client timed out reading the response"
+				       : "client timed out sending the body");
+		r->keepalive = 0;
+		http_close(c);
+		return;
+	}
+	if (c->buf != NULL && c->buf_last > c->buf_pos) {
+		/* part of a head came: tell the client (slowloris) */
+		pt_conn_log(c, PT_LOG_INFO, 0,
+			    "client timed out sending the request head");
+		c->buf_last = c->buf_pos; /* nothing of it is parsed */
+		struct pt_http_request *er;
+		er = NULL;
+		(void)er;
+		pt_http_error_conn(c, 408);
+		return;
+	}
+	http_close(c);
+}
+
+static void
+http_set_addr(struct pt_conn *c)
+{
+	const struct pt_http_port *port = c->ls->ctx;
+	struct pt_sockaddr local;
+
+	c->addr = &port->addrs[0];
+	if (port->naddrs == 1)
+		return;
+	local.len = sizeof(local.u);
+	if (getsockname(c->io.fd, &local.u.sa, &local.len) < 0)
+		return;
+	for (unsigned i = 0; i < port->naddrs; i++) {
+		if (pt_addr_equal(&port->addrs[i].addr, &local)) {
+			c->addr = &port->addrs[i];
+			return;
+		}
+		if (pt_addr_is_wildcard(&port->addrs[i].addr))
+			c->addr = &port->addrs[i];
+	}
+}
+
+void
+pt_http_init_conn(struct pt_conn *c)
+{
+	http_set_addr(c);
+	c->io.on_read = http_read_head;
+	c->io.on_write = http_noop;
+	c->timer.fn = http_timeout;
+	c->head_timer = 1;
+	pt_timer_add(&c->w->loop, &c->timer,
+		     http_default_srv(c)->client_header_timeout);
+}
+
+static void
+http_close(struct pt_conn *c)
+{
+	struct pt_http_request *r = c->req;
+
+	if (r != NULL) {
+		if (!r->logged && r->out.status != 0)
+			pt_http_log_phase(r);
+		c->req = NULL;
+		pt_pool_destroy(r->pool);
+	}
+	http_buf_free(c);
+	pt_conn_close(c);
+}
+
+static void
+http_lingering_read(struct pt_io *io)
+{
+	struct pt_conn *c = (struct pt_conn *)io;
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = recv(io->fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			http_close(c);
+			return;
+		}
+		if (n < 0 && errno == EAGAIN)
+			break;
+	}
+	io->readable = 0;
+	if (pt_now.mono_ms >= c->lingering_end) {
+		http_close(c);
+		return;
+	}
+	pt_timer_add(&c->w->loop, &c->timer,
+		     PT_MIN(LINGER_TIMEOUT_MS,
+			    c->lingering_end - pt_now.mono_ms));
+}
+
+static void
+http_lingering_close(struct pt_conn *c)
+{
+	struct pt_http_request *r = c->req;
+
+	if (r != NULL) {
+		pt_http_log_phase(r);
+		c->req = NULL;
+		pt_pool_destroy(r->pool);
+	}
+	http_buf_free(c);
+	if (c->io.hup || shutdown(c->io.fd, SHUT_WR) < 0) {
+		http_close(c);
+		return;
+	}
+	c->lingering = 1;
+	c->lingering_end = pt_now.mono_ms + LINGER_TIME_MS;
+	c->io.on_read = http_lingering_read;
+	c->io.on_write = http_noop;
+	pt_timer_add(&c->w->loop, &c->timer, LINGER_TIMEOUT_MS);
+	if (c->io.readable)
+		http_lingering_read(&c->io);
+}
+
+/* ---- reading a head --------------------------------------------------------- */
+
+static struct pt_http_request *
+http_create_request(struct pt_conn *c)
+{
+	unsigned nmod = pt_modules_count();
+	struct pt_pool *pool = pt_pool_create();
+	struct pt_http_request *r;
+
+	if (pool == NULL)
+		return NULL;
+	r = pt_pcalloc(pool, sizeof(*r) + nmod * sizeof(void *));
+	if (r == NULL) {
+		pt_pool_destroy(pool);
+		return NULL;
+	}
+	r->pool = pool;
+	r->conn = c;
+	r->ctx = (void **)(r + 1);
+	r->server = c->addr->default_server;
+	r->srv_conf = r->server->srv_conf;
+	r->loc_conf = r->server->loc_conf;
+	r->out.content_length = -1;
+	r->out.last_modified = -1;
+	r->out.tail = &r->out.headers;
+	r->pending_tail = &r->pending;
+	r->h.content_length = -1;
+	r->start_ms = pt_now.mono_ms;
+	r->start_wall_ms = pt_now.wall_ms;
+	c->req = r;
+	c->io.on_read = http_request_read;
+	c->io.on_write = http_request_write;
+	return r;
+}
+
+/* Answer an error that came before a request could be parsed. */
+void
+pt_http_error_conn(struct pt_conn *c, int status)
+{
+	struct pt_http_request *r = c->req ? c->req : http_create_request(c);
+
+	if (r == NULL) {
+		http_close(c);
+		return;
+	}
+	pt_timer_del(&c->w->loop, &c->timer);
+	c->head_timer = 0;
+	r->keepalive = 0;
+	pt_http_finalize(r, status);
+}
+
+static void
+http_set_uri(struct pt_http_request *r, int *rc)
+{
+	const struct pt_str path = r->h.path;
+	char *u;
+	size_t ulen;
+
+	if (r->h.target_form == PT_TARGET_ASTERISK ||
+	    r->h.target_form == PT_TARGET_AUTHORITY) {
+		r->uri = r->h.target;
+		return;
+	}
+	u = pt_pnalloc(r->pool, path.len + 1);
+	if (u == NULL) {
+		*rc = 500;
+		return;
+	}
+	*rc = pt_http_normalize_path(path.data, path.len, u, &ulen,
+				     PT_NORM_MERGE_SLASHES);
+	if (*rc != PT_OK)
+		return;
+	u[ulen] = '\0';
+	r->uri.data = u;
+	r->uri.len = ulen;
+	r->args = r->h.query;
+	for (size_t i = ulen; i > 0 && u[i - 1] != '/'; i--) {
+		if (u[i - 1] == '.') {
+			r->exten.data = u + i;
+			r->exten.len = ulen - i;
+			break;
+		}
+	}
+}
+
+static void
+http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
+{
+	struct pt_http_request *r = http_create_request(c);
+	char *head = c->buf + c->buf_pos + scan->start;
+	size_t hlen = scan->head_len - scan->start;
+	struct pt_http_header *hdrs;
+	const char *eol;
+	int rc;
+
+	if (r == NULL) {
+		pt_conn_log(c, PT_LOG_CRIT, ENOMEM, "new request");
+		http_close(c);
+		return;
+	}
+	c->head_timer = 0;
+	pt_timer_del(&c->w->loop, &c->timer);
+	eol = memchr(head, '\r', hlen);
+	r->request_line.data = head;
+	r->request_line.len = eol ? (size_t)(eol - head) : 0;
+	hdrs = pt_palloc(r->pool, (scan->lines + 1) * sizeof(*hdrs));
+	c->buf_pos += (uint32_t)scan->head_len;
+	if (hdrs == NULL) {
+		pt_http_finalize(r, 500);
+		return;
+	}
+	rc = pt_http_parse_head(head, hlen, &r->h, hdrs, scan->lines + 1);
+	if (rc == PT_OK)
+		rc = pt_http_check_framing(&r->h);
+	if (rc == PT_OK)
+		rc = pt_http_check_host(&r->h);
+	if (rc == PT_OK)
+		http_set_uri(r, &rc);
+	if (rc == PT_OK && (r->h.method_id & (PT_HTTP_CONNECT | PT_HTTP_TRACE)))
+		rc = 405;
+	if (rc != PT_OK) {
+		pt_http_log(r, PT_LOG_INFO, 0, "rejected request: %d", rc);
+		r->keepalive = 0;
+		pt_http_finalize(r, rc);
+		return;
+	}
+	r->keepalive = r->h.keepalive;
+	r->header_only = (r->h.method_id & PT_HTTP_HEAD) != 0;
+	r->body.rest = r->h.content_length > 0 ? r->h.content_length : 0;
+	r->body.is_chunked = r->h.chunked;
+	r->body.done = !r->h.chunked && r->body.rest == 0;
+	if (r->h.chunked)
+		pt_http_chunked_init(&r->body.chunked, 4096,
+				     (size_t)http_default_srv(c)
+					     ->large_header_buffer);
+	pt_http_run_phases(r);
+}
+
+/* Scan what the header buffer holds; process a complete head. Returns
+ * PT_AGAIN when more bytes are needed, PT_OK when it took action. */
+static int
+http_try_head(struct pt_conn *c, struct pt_http_scan *scan)
+{
+	const struct pt_http_srv_conf *sc = http_default_srv(c);
+	struct pt_http_limits lim = {
+		(size_t)sc->large_header_buffer,
+		(size_t)sc->large_header_buffer * 4,
+		(unsigned)sc->max_headers,
+	};
+	int rc = pt_http_scan_head(scan, c->buf + c->buf_pos,
+				   c->buf_last - c->buf_pos, &lim);
+
+	if (rc == PT_AGAIN)
+		return PT_AGAIN;
+	if (rc == PT_OK) {
+		http_process_head(c, scan);
+		return PT_OK;
+	}
+	pt_conn_log(c, PT_LOG_INFO, 0, "invalid request head: %d", rc);
+	pt_http_error_conn(c, rc);
+	return PT_OK;
+}
+
+static void
+http_read_head(struct pt_io *io)
+{
+	struct pt_conn *c = (struct pt_conn *)io;
+	const struct pt_http_srv_conf *sc = http_default_srv(c);
+	size_t head_max = (size_t)sc->large_header_buffer * 4;
+	struct pt_http_scan scan;
+
+	memset(&scan, 0, sizeof(scan));
+	/* bytes already here (pipelined) are scanned before reading */
+	if (c->buf != NULL && c->buf_last > c->buf_pos &&
+	    http_try_head(c, &scan) == PT_OK)
+		return;
+	for (;;) {
+		size_t room;
+		ssize_t n;
+		int rc = http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
+
+		if (rc != PT_OK) {
+			pt_http_error_conn(c, rc);
+			return;
+		}
+		room = c->buf_size - c->buf_last;
+		n = recv(io->fd, c->buf + c->buf_last, room, 0);
+		if (n == 0) {
+			http_close(c);
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN) {
+				pt_conn_log(c, PT_LOG_INFO, errno,
+					    "reading the request failed");
+				http_close(c);
+				return;
+			}
+			io->readable = 0;
+			if (c->buf_last == c->buf_pos)
+				http_buf_free(c); /* idle: hold no buffer */
+			return;
+		}
+		if (c->keepalive) {
+			/* the next request begins */
+			c->keepalive = 0;
+			pt_conn_set_idle(c, 0);
+			c->head_timer = 1;
+			pt_timer_add(&c->w->loop, &c->timer,
+				     sc->client_header_timeout);
+		}
+		c->buf_last += (uint32_t)n;
+		if ((size_t)n < room)
+			io->readable = 0; /* drained: an edge will follow */
+		if (http_try_head(c, &scan) == PT_OK)
+			return;
+		if (!io->readable)
+			return;
+	}
+}
+
+static void
+http_resume_head(struct pt_posted *p)
+{
+	struct pt_conn *c = pt_container_of(p, struct pt_conn, posted);
+
+	http_read_head(&c->io);
+}
+
+/* ---- finishing ----------------------------------------------------------------- */
+
+void
+pt_http_keepalive_check(struct pt_http_request *r)
+{
+	struct pt_http_loc_conf *lc = pt_http_core_loc(r);
+	struct pt_conn *c = r->conn;
+
+	if (!r->keepalive)
+		return;
+	if (lc->keepalive_timeout == 0 || c->w->quitting ||
+	    (lc->keepalive_requests > 0 &&
+	     c->nrequests + 1 >= (uint64_t)lc->keepalive_requests))
+		r->keepalive = 0;
+}
+
+static void
+http_keepalive(struct pt_conn *c)
+{
+	struct pt_http_request *r = c->req;
+	int64_t timeout = pt_http_core_loc(r)->keepalive_timeout;
+
+	c->req = NULL;
+	pt_pool_destroy(r->pool);
+	c->nrequests++;
+	c->io.on_read = http_read_head;
+	c->io.on_write = http_noop;
+	if (c->buf != NULL && c->buf_last > c->buf_pos) {
+		/* a pipelined request is already here */
+		c->head_timer = 1;
+		pt_timer_add(&c->w->loop, &c->timer,
+			     http_default_srv(c)->client_header_timeout);
+		c->posted.fn = http_resume_head;
+		pt_post(&c->w->loop, &c->posted);
+		return;
+	}
+	http_buf_free(c);
+	c->keepalive = 1;
+	pt_conn_set_idle(c, 1);
+	pt_timer_add(&c->w->loop, &c->timer, timeout);
+	if (c->io.readable) {
+		c->posted.fn = http_resume_head;
+		pt_post(&c->w->loop, &c->posted);
+	}
+}
+
+static void
+http_request_done(struct pt_http_request *r)
+{
+	struct pt_conn *c = r->conn;
+
+	pt_timer_del(&c->w->loop, &c->timer);
+	pt_http_log_phase(r);
+	if (r->keepalive && !r->body.done)
+		r->keepalive = 0;
+	if (r->keepalive)
+		http_keepalive(c);
+	else
+		http_lingering_close(c);
+}
+
+/* The response is written; maybe a body is still being discarded. */
+static void
+http_response_written(struct pt_http_request *r)
+{
+	struct pt_conn *c = r->conn;
+
+	if (r->keepalive && !r->body.done && !r->discarding) {
+		if (r->h.expect_continue && c->buf_last == c->buf_pos)
+			r->keepalive = 0; /* it waits for a 100 never sent */
+		else if (pt_http_discard_body(r) != PT_OK)
+			r->keepalive = 0;
+	}
+	if (r->keepalive && !r->body.done) {
+		/* the rest of the body is read by http_request_read */
+		pt_timer_add(&c->w->loop, &c->timer,
+			     pt_http_core_loc(r)->client_body_timeout);
+		return;
+	}
+	http_request_done(r);
+}
+
+void
+pt_http_finalize(struct pt_http_request *r, int rc)
+{
+	struct pt_conn *c = r->conn;
+
+	if (rc == PT_AGAIN)
+		return;
+	if (rc == PT_ERROR)
+		rc = 500;
+	if (rc >= 100) {
+		if (r->header_sent) {
+			pt_http_log(r, PT_LOG_ERR, 0,
+				    "response failed after its head was sent");
+			http_close(c);
+			return;
+		}
+		if (pt_http_special_response(r, rc) != PT_OK) {
+			http_close(c);
+			return;
+		}
+	} else if (rc != PT_DONE) {
+		PT_ASSERT(!"unexpected finalize code");
+	}
+	r->finalized = 1;
+	if (r->pending != NULL) {
+		int frc = pt_http_flush(r);
+		if (frc == PT_ERROR) {
+			http_close(c);
+			return;
+		}
+		if (frc == PT_AGAIN) {
+			pt_timer_add(&c->w->loop, &c->timer,
+				     pt_http_core_loc(r)->send_timeout);
+			return;
+		}
+	}
+	if (!r->body_sent_all)
+		return; /* a handler still produces the body */
+	http_response_written(r);
+}
+
+static void
+http_request_write(struct pt_io *io)
+{
+	struct pt_conn *c = (struct pt_conn *)io;
+	struct pt_http_request *r = c->req;
+	int rc;
+
+	if (r == NULL || r->pending == NULL)
+		return;
+	rc = pt_http_flush(r);
+	if (rc == PT_ERROR) {
+		http_close(c);
+		return;
+	}
+	if (rc == PT_AGAIN) {
+		pt_timer_add(&c->w->loop, &c->timer,
+			     pt_http_core_loc(r)->send_timeout);
+		return;
+	}
+	pt_timer_del(&c->w->loop, &c->timer);
+	if (r->finalized && r->body_sent_all)
+		http_response_written(r);
+}
+
+/* ---- request bodies nobody wants ------------------------------------------------ */
+
+/* Consume body bytes from the header buffer. PT_OK, or a status. */
+static int
+http_discard_buffered(struct pt_http_request *r)
+{
+	struct pt_conn *c = r->conn;
+	const char *p = c->buf + c->buf_pos, *end = c->buf + c->buf_last;
+	int64_t max = pt_http_core_loc(r)->client_max_body_size;
+
+	if (c->buf == NULL)
+		return PT_OK;
+	if (!r->body.is_chunked) {
+		int64_t n = PT_MIN(r->body.rest, (int64_t)(end - p));
+		r->body.rest -= n;
+		r->body.received += n;
+		c->buf_pos += (uint32_t)n;
+		r->body.done = r->body.rest == 0;
+		return PT_OK;
+	}
+	while (!r->body.done && p < end) {
+		struct pt_str data;
+		int rc = pt_http_chunked_parse(&r->body.chunked, &p, end,
+					       &data);
+		if (rc == PT_OK) {
+			r->body.received += (int64_t)data.len;
+			if (max > 0 && r->body.received > max) {
+				pt_http_log(r, PT_LOG_ERR, 0,
+					    "client sent too large chunked "
+					    "body");
+				return 413;
+			}
+			continue;
+		}
+		if (rc == PT_DONE) {
+			r->body.done = 1;
+			break;
+		}
+		if (rc != PT_AGAIN)
+			return 400;
+	}
+	c->buf_pos = (uint32_t)(p - c->buf);
+	return PT_OK;
+}
+
+/* Read and drop body bytes until EAGAIN or the end. PT_OK or status. */
+static int
+http_discard_read(struct pt_http_request *r)
+{
+	struct pt_conn *c = r->conn;
+	int rc;
+
+	for (;;) {
+		ssize_t n;
+		size_t room;
+
+		rc = http_discard_buffered(r);
+		if (rc != PT_OK || r->body.done)
+			return rc;
+		if (!c->io.readable)
+			return PT_OK;
+		if (c->buf == NULL || c->buf_pos == c->buf_last) {
+			/* all consumed: reuse the buffer from its start */
+			if (http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
+				return 500;
+			c->buf_pos = c->buf_last = 0;
+		}
+		room = c->buf_size - c->buf_last;
+		if (room == 0 && http_buf_room(c, c->buf_size) != PT_OK)
+			return 500;
+		room = c->buf_size - c->buf_last;
+		n = recv(c->io.fd, c->buf + c->buf_last, room, 0);
+		if (n == 0) {
+			pt_http_log(r, PT_LOG_INFO, 0,
+				    "client closed before the end of the body");
+			r->keepalive = 0;
+			return 400;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				c->io.readable = 0;
+				return PT_OK;
+			}
+			r->keepalive = 0;
+			return 400;
+		}
+		c->buf_last += (uint32_t)n;
+	}
+}
+
+int
+pt_http_discard_body(struct pt_http_request *r)
+{
+	int rc;
+
+	if (r->body.done || r->discarding)
+		return PT_OK;
+	r->discarding = 1;
+	rc = http_discard_read(r);
+	if (rc != PT_OK)
+		r->keepalive = 0;
+	return rc;
+}
+
+static void
+http_request_read(struct pt_io *io)
+{
+	struct pt_conn *c = (struct pt_conn *)io;
+	struct pt_http_request *r = c->req;
+
+	if (r == NULL || !r->discarding || r->body.done)
+		return; /* pipelined bytes wait in the socket */
+	if (http_discard_read(r) != PT_OK) {
+		r->keepalive = 0;
+		if (r->finalized && r->body_sent_all && r->pending == NULL)
+			http_request_done(r);
+		return;
+	}
+	if (r->body.done && r->finalized && r->body_sent_all &&
+	    r->pending == NULL)
+		http_request_done(r);
+}
