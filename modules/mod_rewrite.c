@@ -110,6 +110,7 @@ rewrite_return(struct pt_http_request *r, const struct rewrite_loc_conf *rc)
 
 	if (rv != PT_OK)
 		return rv;
+	r->out.status = rc->code; /* for $status in the text */
 	if (rc->has_text && pt_tpl_eval(r, &rc->text, &text) != PT_OK)
 		return 500;
 	if (rewrite_is_redirect(rc->code)) {

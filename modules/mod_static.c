@@ -45,6 +45,7 @@ struct static_range {
 };
 
 static unsigned static_index;
+static char static_not_allowed; /* r->ctx mark: 405 from this module */
 
 static int
 static_set_root(struct pt_conf *cf, const struct pt_setting *s,
@@ -209,13 +210,17 @@ static_parse_num(const char **pp, const char *end, off_t *out)
 /*
  * Parse "bytes=a-b, c-, -n" against size. Returns the number of
  * satisfiable ranges (0: 416), or -1 when the header is invalid or not
- * in bytes (then it is ignored, as RFC 9110 allows).
+ * in bytes (then it is ignored, as RFC 9110 allows). Ranges that add up
+ * to more than the file (overlapping ones, as "bytes=0-,0-,0-" would
+ * multiply a large file) are ignored too, as nginx does (RFC 9110
+ * section 14.2 lets a server ignore them).
  */
 static int
 static_ranges(struct pt_str v, off_t size, struct static_range *out)
 {
 	const char *p = v.data, *end = p + v.len;
 	int n = 0, any = 0;
+	off_t total = 0;
 
 	if (v.len < 6 || pt_strncasecmp(p, "bytes=", 6) != 0)
 		return -1;
@@ -260,7 +265,11 @@ static_ranges(struct pt_str v, off_t size, struct static_range *out)
 		if (p < end && *p++ != ',')
 			return -1;
 	}
-	return any ? n : -1;
+	if (!any)
+		return -1;
+	for (int i = 0; i < n; i++)
+		total += out[i].to + 1 - out[i].from;
+	return total > size ? -1 : n;
 }
 
 static int
@@ -388,7 +397,10 @@ static_file(struct pt_http_request *r, const struct static_loc_conf *sc,
 	if (rc == 412)
 		return 412;
 	if (rc == 304) {
+		/* RFC 9110 section 15.4.5: no representation metadata
+		 * beyond the validators */
 		r->out.status = 304;
+		r->out.content_type.len = 0;
 		if (pt_http_send_header(r) != PT_OK)
 			return PT_ERROR;
 		return pt_http_output(r, NULL) == PT_ERROR ? PT_ERROR : PT_DONE;
@@ -469,17 +481,41 @@ static_open(struct pt_http_request *r, const char *path, int *fd,
 	return 0;
 }
 
+/*
+ * 301 to the directory with a slash. The path is decoded: the bytes that
+ * would change its meaning in a URI ('%', '?', '#') are encoded again
+ * here; the core's header writer encodes those a URI cannot hold.
+ */
 static int
 static_redirect_dir(struct pt_http_request *r)
 {
-	char *loc = pt_psprintf(r->pool, "%.*s/%s%.*s", (int)r->uri.len,
-				r->uri.data, r->h.has_query ? "?" : "",
-				(int)r->args.len, r->args.data);
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = r->uri.len + 2 + r->args.len;
+	char *loc, *p;
 
+	for (size_t i = 0; i < r->uri.len; i++)
+		n += strchr("%?#", r->uri.data[i]) != NULL ? 2 : 0;
+	loc = p = pt_pnalloc(r->pool, n);
 	if (loc == NULL)
 		return 500;
+	for (size_t i = 0; i < r->uri.len; i++) {
+		unsigned char ch = (unsigned char)r->uri.data[i];
+		if (ch == '%' || ch == '?' || ch == '#') {
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		} else {
+			*p++ = (char)ch;
+		}
+	}
+	*p++ = '/';
+	if (r->h.has_query) {
+		*p++ = '?';
+		memcpy(p, r->args.data, r->args.len);
+		p += r->args.len;
+	}
 	r->out.location.data = loc;
-	r->out.location.len = strlen(loc);
+	r->out.location.len = (size_t)(p - loc);
 	return 301;
 }
 
@@ -496,7 +532,7 @@ static_handler(struct pt_http_request *r)
 	if (sc->root == NULL || r->uri.len == 0 || r->uri.data[0] != '/')
 		return PT_DECLINED;
 	if (!(r->h.method_id & (PT_HTTP_GET | PT_HTTP_HEAD))) {
-		pt_http_add_header(r, "Allow", 5, "GET, HEAD", 9);
+		r->ctx[static_index] = &static_not_allowed;
 		return 405;
 	}
 	rc = pt_http_discard_body(r);
@@ -551,8 +587,31 @@ static_handler(struct pt_http_request *r)
 	return static_file(r, sc, fd, &st, ext);
 }
 
+/*
+ * The error page of a status drops the fields its handler set, but a 405
+ * must carry Allow (RFC 9110 section 15.5.6): add it to the page of a
+ * method this module refused.
+ */
+static int
+static_header_filter(struct pt_http_request *r, unsigned next)
+{
+	if (r->out.status == 405 &&
+	    r->ctx[static_index] == &static_not_allowed) {
+		const struct pt_http_out_header *h = r->out.headers;
+		while (h != NULL && !(h->name.len == 5 &&
+				      pt_strncasecmp(h->name.data, "Allow",
+						     5) == 0))
+			h = h->next;
+		if (h == NULL &&
+		    pt_http_add_header(r, "Allow", 5, "GET, HEAD", 9) != PT_OK)
+			return PT_ERROR;
+	}
+	return pt_http_next_header_filter(r, next);
+}
+
 static const struct pt_hook static_hooks[] = {
 	{ PT_PHASE_CONTENT, 1000, static_handler, NULL, NULL },
+	{ PT_FILTER_HEADER, 500, NULL, static_header_filter, NULL },
 	{ 0, 0, NULL, NULL, NULL }
 };
 

@@ -3,8 +3,8 @@
  * the modules' tables.
  *
  * Every setting name is looked up in every module's table; the first match
- * owns it (names are unique across modules: the table check at startup
- * asserts it). A setting's value reaches the conf structure of its module
+ * owns it (names are unique across modules: t/unit/test_manpage.c checks
+ * it). A setting's value reaches the conf structure of its module
  * at the current scope through the setting's store kind and offset.
  */
 #include "core.h"
@@ -16,8 +16,10 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <libgen.h>
+#include <unistd.h>
 
 static const char *const conf_scope_names[] = { "main", "server",
 						"location", "upstream" };
@@ -42,6 +44,10 @@ pt_module_index(const struct pt_module *m)
 	PT_ASSERT(!"module not compiled in");
 	return 0;
 }
+
+static void conf_report(struct pt_conf *cf, int level,
+			const config_setting_t *node, const char *fmt,
+			va_list ap) PT_PRINTF(4, 0);
 
 static void
 conf_report(struct pt_conf *cf, int level, const config_setting_t *node,
@@ -196,40 +202,133 @@ conf_expand_tree(struct pt_conf *cf, config_setting_t *node)
 	return PT_OK;
 }
 
+/*
+ * @include paths are relative to the config's directory, absolute ones are
+ * taken as they are. libconfig >= 1.7 does that with an include directory.
+ * Older ones prefix the include directory to every path, an absolute one
+ * too, and record a file's name as written: there the config is parsed
+ * with its directory as the working directory (restored at once), and the
+ * names of included files are completed afterwards, so that messages and
+ * logs name a file whatever the working directory.
+ */
+#if LIBCONFIG_VER_MAJOR > 1 || \
+	(LIBCONFIG_VER_MAJOR == 1 && LIBCONFIG_VER_MINOR >= 7)
+#define CONF_OLD_INCLUDE 0
+#else
+#define CONF_OLD_INCLUDE 1
+#endif
+
+struct conf_names {
+	const char *dir;
+	const char *from, *to; /* the last name completed */
+};
+
+/* name as recorded by libconfig, completed with the config's directory. */
+static const char *
+conf_file_name(struct pt_conf *cf, struct conf_names *cn, const char *name)
+{
+	if (!CONF_OLD_INCLUDE || name == NULL || name[0] == '/' ||
+	    strcmp(cn->dir, ".") == 0)
+		return name;
+	if (name != cn->from) {
+		const char *to = pt_psprintf(cf->pool, "%s/%s", cn->dir, name);
+		if (to == NULL)
+			return name;
+		cn->from = name;
+		cn->to = to;
+	}
+	return cn->to;
+}
+
+static void
+conf_fix_names(struct pt_conf *cf, struct conf_names *cn,
+	       config_setting_t *node)
+{
+	node->file = conf_file_name(cf, cn, node->file);
+	if (config_setting_is_aggregate(node)) {
+		int n = config_setting_length(node);
+		for (unsigned i = 0; i < (unsigned)n; i++)
+			conf_fix_names(cf, cn, config_setting_get_elem(node, i));
+	}
+}
+
+/* Parse file with dir as the working directory (CONF_OLD_INCLUDE); *io
+ * is set when file can not be opened (errno says why). */
+static int
+conf_parse_in(config_t *lc, const char *file, const char *dir, int *io)
+{
+	FILE *f = fopen(file, "re");
+	int cwd, rc;
+
+	if (f == NULL) {
+		*io = 1;
+		return CONFIG_FALSE;
+	}
+	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0 || chdir(dir) != 0) {
+		/* relative includes still work this way */
+		config_set_include_dir(lc, dir);
+		if (cwd >= 0)
+			close(cwd);
+		cwd = -1;
+	}
+	rc = config_read(lc, f);
+	if (cwd >= 0) {
+		if (fchdir(cwd) != 0)
+			pt_log(PT_LOG_CRIT, errno,
+			       "cannot return to the working directory");
+		close(cwd);
+	}
+	fclose(f);
+	return rc;
+}
+
 int
 pt_conf_read(struct pt_conf *cf, config_t *lc, const char *file)
 {
+	struct conf_names cn = { NULL, NULL, NULL };
 	char *dup;
+	int rc, io = 0;
 
 	config_init(lc);
 	dup = strdup(file);
 	if (dup == NULL)
 		return PT_ERROR;
-	config_set_include_dir(lc, dirname(dup));
+	cn.dir = pt_pstrdup(cf->pool, dirname(dup));
 	free(dup);
-	if (config_read_file(lc, file) != CONFIG_TRUE) {
+	if (cn.dir == NULL)
+		return PT_ERROR;
+	errno = 0;
+	if (CONF_OLD_INCLUDE) {
+		rc = conf_parse_in(lc, file, cn.dir, &io);
+	} else {
+		config_set_include_dir(lc, cn.dir);
+		rc = config_read_file(lc, file);
+	}
+	if (rc != CONFIG_TRUE) {
+		const char *ef = conf_file_name(cf, &cn, config_error_file(lc));
+
 		cf->errors++;
-		if (config_error_type(lc) == CONFIG_ERR_FILE_IO &&
-		    config_error_file(lc) == NULL) {
+		if (io || (config_error_type(lc) == CONFIG_ERR_FILE_IO &&
+			   ef == NULL)) {
 			if (cf->to_stderr)
-				fprintf(stderr, "portier: %s: cannot read: %s\n",
-					file, strerror(errno ? errno : ENOENT));
+				fprintf(stderr,
+					"portier: %s: cannot read: %s\n", file,
+					strerror(errno ? errno : ENOENT));
 			else
 				pt_log(PT_LOG_ERR, errno, "%s: cannot read",
 				       file);
 		} else if (cf->to_stderr) {
-			fprintf(stderr, "portier: %s:%d: %s\n",
-				config_error_file(lc) ? config_error_file(lc)
-						      : file,
+			fprintf(stderr, "portier: %s:%d: %s\n", ef ? ef : file,
 				config_error_line(lc), config_error_text(lc));
 		} else {
-			pt_log(PT_LOG_ERR, 0, "%s:%d: %s",
-			       config_error_file(lc) ? config_error_file(lc)
-						     : file,
+			pt_log(PT_LOG_ERR, 0, "%s:%d: %s", ef ? ef : file,
 			       config_error_line(lc), config_error_text(lc));
 		}
 		return PT_ERROR;
 	}
+	if (CONF_OLD_INCLUDE)
+		conf_fix_names(cf, &cn, config_root_setting(lc));
 	return conf_expand_tree(cf, config_root_setting(lc));
 }
 
@@ -370,12 +469,15 @@ conf_range(struct pt_conf *cf, const struct pt_setting *s,
 	   const config_setting_t *node, int64_t v, const char *given)
 {
 	const struct pt_range *r = s->arg;
+	/* a duration's range is in ms, and may be given in seconds */
+	const char *unit = s->type == PT_T_DURATION ? "ms" : "";
 
 	if (r != NULL && (v < r->min || v > r->max)) {
 		pt_conf_error(cf, node,
-			      "\"%s\": value %s is out of range (%lld..%lld)",
-			      s->name, given, (long long)r->min,
-			      (long long)r->max);
+			      "\"%s\": value %s is out of range "
+			      "(%lld%s..%lld%s)",
+			      s->name, given, (long long)r->min, unit,
+			      (long long)r->max, unit);
 		return PT_ERROR;
 	}
 	return PT_OK;
@@ -395,7 +497,8 @@ conf_set_number(struct pt_conf *cf, const struct pt_setting *s,
 
 	if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
 		v = config_setting_get_int64(node);
-		snprintf(given, sizeof(given), "%lld", (long long)v);
+		snprintf(given, sizeof(given), "%lld%s", (long long)v,
+			 s->type == PT_T_DURATION ? "s" : "");
 		if (s->type == PT_T_DURATION) {
 			if (v < 0 || v > INT64_MAX / 1000)
 				goto bad;

@@ -62,24 +62,36 @@ conn_emfile_resume(struct pt_timer *t)
 		pt_worker_accept(w, 1);
 }
 
+/*
+ * At worker_connections, a new connection may still be accepted if an
+ * idle one can make room; it is closed only once accept(2) has returned a
+ * connection (a wake-up with nothing to accept must not cost a client its
+ * connection). With nothing idle, the listeners leave epoll: they come
+ * back when a connection closes (pt_worker_conn_done()) or goes idle
+ * (pt_conn_set_idle()).
+ */
 static int
-conn_make_room(struct pt_worker *w)
+conn_can_accept(struct pt_worker *w)
 {
-	if (w->nconns < w->max_conns)
+	if (w->nconns < w->max_conns || w->idle_head != NULL)
 		return 1;
-	if (w->idle_head != NULL) {
-		pt_conn_log(w->idle_head, PT_LOG_INFO, 0,
-			    "closing idle keep-alive connection: "
-			    "worker_connections reached");
-		pt_conn_close_idle(w, 1);
-		return 1;
-	}
 	pt_log(PT_LOG_WARN, 0,
 	       "%u worker_connections are not enough: not accepting until "
-	       "one closes",
+	       "one closes or goes idle",
 	       w->max_conns);
 	pt_worker_accept(w, 0);
 	return 0;
+}
+
+static void
+conn_make_room(struct pt_worker *w)
+{
+	if (w->nconns < w->max_conns || w->idle_head == NULL)
+		return;
+	pt_conn_log(w->idle_head, PT_LOG_INFO, 0,
+		    "closing idle keep-alive connection: "
+		    "worker_connections reached");
+	pt_conn_close_idle(w, 1);
 }
 
 void
@@ -93,7 +105,7 @@ pt_conn_accept(struct pt_io *io)
 		struct pt_conn *c;
 		int fd;
 
-		if (!conn_make_room(w))
+		if (!conn_can_accept(w))
 			return;
 		peer.len = sizeof(peer.u);
 		fd = accept4(io->fd, &peer.u.sa, &peer.len,
@@ -114,6 +126,7 @@ pt_conn_accept(struct pt_io *io)
 			}
 			return;
 		}
+		conn_make_room(w);
 		c = conn_alloc(w);
 		if (c == NULL) {
 			pt_log(PT_LOG_CRIT, ENOMEM, "accept on %s", ls->text);
@@ -135,6 +148,10 @@ pt_conn_accept(struct pt_io *io)
 			w->free_conns = c;
 			continue;
 		}
+		/* a new socket's send buffer is empty: the first response can
+		 * be written by the read handler, not deferred to the EPOLLOUT
+		 * of the same event */
+		c->io.writable = 1;
 		ls->handler(c);
 	}
 }
@@ -166,6 +183,10 @@ pt_conn_set_idle(struct pt_conn *c, int idle)
 		c->prev = c->next = NULL;
 	}
 	c->idle = idle ? 1 : 0;
+	/* at worker_connections, an idle connection can make room again */
+	if (idle && !w->accepting && !w->quitting &&
+	    !pt_timer_armed(&w->accept_timer))
+		pt_worker_accept(w, 1);
 }
 
 void

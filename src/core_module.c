@@ -50,6 +50,31 @@ core_set_workers(struct pt_conf *cf, const struct pt_setting *s,
 }
 
 #define CORE_OFF(f) offsetof(struct pt_core_conf, f)
+
+/* A user or group that does not exist is reported here, where the
+ * setting's file and line are known; core_init_main() resolves it. */
+static int
+core_set_id(struct pt_conf *cf, const struct pt_setting *s,
+	    const config_setting_t *node, void *conf)
+{
+	const char *name;
+	int known;
+
+	if (pt_conf_set_generic(cf, s, node, conf) != PT_OK)
+		return PT_ERROR;
+	if (geteuid() != 0)
+		return PT_OK; /* ignored, with a warning */
+	name = config_setting_get_string(node);
+	known = s->offset == CORE_OFF(user) ? getpwnam(name) != NULL
+					    : getgrnam(name) != NULL;
+	if (!known) {
+		pt_conf_error(cf, node, "\"%s\": unknown %s \"%s\"", s->name,
+			      s->name, name);
+		return PT_ERROR;
+	}
+	return PT_OK;
+}
+
 static const struct pt_setting core_settings[] = {
 	{ "worker_processes", PT_T_INT, PT_SCOPE_MAIN, PT_STORE_MAIN,
 	  CORE_OFF(worker_processes), core_set_workers, &core_workers_range },
@@ -61,9 +86,9 @@ static const struct pt_setting core_settings[] = {
 	  PT_STORE_MAIN, CORE_OFF(worker_shutdown_timeout), NULL,
 	  &core_time_range },
 	{ "user", PT_T_STRING, PT_SCOPE_MAIN, PT_STORE_MAIN, CORE_OFF(user),
-	  NULL, NULL },
+	  core_set_id, NULL },
 	{ "group", PT_T_STRING, PT_SCOPE_MAIN, PT_STORE_MAIN, CORE_OFF(group),
-	  NULL, NULL },
+	  core_set_id, NULL },
 	{ "pid_file", PT_T_STRING, PT_SCOPE_MAIN, PT_STORE_MAIN,
 	  CORE_OFF(pid_file), NULL, NULL },
 	{ "error_log", PT_T_STRING, PT_SCOPE_MAIN, PT_STORE_MAIN,

@@ -16,6 +16,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <libgen.h>
 #include <unistd.h>
@@ -177,7 +178,10 @@ pt_cycle_reopen_errlog(struct pt_cycle *c)
 	    fchown(fd, c->core->uid, (gid_t)-1) < 0)
 		pt_log(PT_LOG_WARN, errno, "chown(\"%s\") failed",
 		       c->errlog.path);
-	dup2(fd, c->errlog.fd);
+	/* dup3, not dup2: the log must not leak into an upgrade's execve */
+	if (dup3(fd, c->errlog.fd, O_CLOEXEC) < 0)
+		pt_log(PT_LOG_ERR, errno, "reopening \"%s\" failed",
+		       c->errlog.path);
 	close(fd);
 }
 

@@ -222,18 +222,26 @@ pt_post_cancel(struct pt_loop *l, struct pt_posted *p)
 static void
 loop_run_posted(struct pt_loop *l)
 {
-	/* callbacks posted while running wait for the next round, so a
-	 * callback that re-posts itself can not starve the loop */
-	struct pt_posted *p = l->posted;
+	/*
+	 * Callbacks posted while running wait for the next round, so a
+	 * callback that re-posts itself can not starve the loop: a marker
+	 * closes this round's batch. The batch stays on l->posted while it
+	 * runs, so a callback may still cancel (or cancel and re-post) one
+	 * that comes after it in the batch.
+	 */
+	struct pt_posted mark = { NULL, 0, NULL }, *p;
 
-	l->posted = NULL;
-	l->posted_tail = &l->posted;
-	while (p != NULL) {
-		struct pt_posted *next = p->next;
+	if (l->posted == NULL)
+		return;
+	pt_post(l, &mark);
+	while ((p = l->posted) != &mark) {
+		l->posted = p->next; /* never NULL: the marker follows */
 		p->queued = 0;
 		p->fn(p);
-		p = next;
 	}
+	l->posted = mark.next;
+	if (l->posted_tail == &mark.next)
+		l->posted_tail = &l->posted;
 }
 
 /* ---- the loop ---------------------------------------------------------- */

@@ -833,6 +833,26 @@ core_build_listeners(struct pt_conf *cf, struct pt_http_main_conf *mc)
 
 /* ---- postconfig --------------------------------------------------------- */
 
+/* $server_name, and $host of a request without one: the first name as
+ * written, in lower case as names are compared (a regex keeps its case). */
+static int
+core_first_name(struct pt_conf *cf, struct pt_http_server *srv)
+{
+	struct pt_http_srv_conf *sc = srv->srv_conf[PT_HTTP_CORE_INDEX];
+	char *name;
+
+	if (sc->server_name.n == 0)
+		return PT_OK;
+	name = pt_pstrdup(cf->pool, sc->server_name.items[0]);
+	if (name == NULL)
+		return PT_ERROR;
+	if (name[0] != '~')
+		for (char *p = name; *p; p++)
+			*p = (char)pt_tolower((unsigned char)*p);
+	srv->first_name = name;
+	return PT_OK;
+}
+
 static int
 core_postconfig(struct pt_conf *cf)
 {
@@ -863,7 +883,8 @@ core_postconfig(struct pt_conf *cf)
 			if (pt_conf_merge(cf, PT_STORE_LOC, srv->loc_conf,
 					  locs[j]->loc_conf) != PT_OK)
 				return PT_ERROR;
-		if (core_sort_locations(cf, srv) != PT_OK)
+		if (core_sort_locations(cf, srv) != PT_OK ||
+		    core_first_name(cf, srv) != PT_OK)
 			return PT_ERROR;
 	}
 	if (pt_http_mime_load(cf, mc) != PT_OK ||
@@ -975,10 +996,82 @@ core_find_location_phase(struct pt_http_request *r)
 	return PT_OK;
 }
 
+/*
+ * The head is the one place where request data may end up in response
+ * fields, and a field value must never hold CR, LF or NUL: a decoded $uri
+ * can (from "%0d%0a"), and would split the head. Location is written as
+ * a URI: the bytes a URI-reference cannot hold (controls, space, DEL,
+ * non-ASCII) are percent-encoded; '%' is left alone, so an encoded target
+ * goes out unchanged. Any other field with CR, LF or NUL is a bug of the
+ * module that made it: the response fails (500) rather than go out split.
+ */
+static int
+core_uri_byte(unsigned char ch)
+{
+	return ch > 0x20 && ch < 0x7f;
+}
+
+static int
+core_escape_location(struct pt_http_request *r)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const struct pt_str l = r->out.location;
+	size_t n = 0;
+	char *p;
+
+	for (size_t i = 0; i < l.len; i++)
+		n += !core_uri_byte((unsigned char)l.data[i]);
+	if (n == 0)
+		return PT_OK;
+	p = pt_pnalloc(r->pool, l.len + 2 * n);
+	if (p == NULL)
+		return PT_ERROR;
+	r->out.location.data = p;
+	for (size_t i = 0; i < l.len; i++) {
+		unsigned char ch = (unsigned char)l.data[i];
+		if (core_uri_byte(ch)) {
+			*p++ = (char)ch;
+			continue;
+		}
+		*p++ = '%';
+		*p++ = hex[ch >> 4];
+		*p++ = hex[ch & 15];
+	}
+	r->out.location.len = l.len + 2 * n;
+	return PT_OK;
+}
+
+static int
+core_field_safe(struct pt_str s)
+{
+	for (size_t i = 0; i < s.len; i++)
+		if (s.data[i] == '\r' || s.data[i] == '\n' || s.data[i] == '\0')
+			return 0;
+	return 1;
+}
+
 static int
 core_write_header(struct pt_http_request *r, unsigned next)
 {
 	(void)next;
+	if (core_escape_location(r) != PT_OK)
+		return PT_ERROR;
+	if (!core_field_safe(r->out.content_type) ||
+	    !core_field_safe(r->out.etag) ||
+	    !core_field_safe(r->out.content_range)) {
+		pt_http_log(r, PT_LOG_ERR, 0,
+			    "CR, LF or NUL in a response field");
+		return PT_ERROR;
+	}
+	for (const struct pt_http_out_header *h = r->out.headers; h != NULL;
+	     h = h->next) {
+		if (!core_field_safe(h->name) || !core_field_safe(h->value)) {
+			pt_http_log(r, PT_LOG_ERR, 0,
+				    "CR, LF or NUL in response field \"%.*s\"",
+				    (int)PT_MIN(h->name.len, 64), h->name.data);
+			return PT_ERROR;
+		}
+	}
 	return pt_http_queue_header(r);
 }
 

@@ -89,18 +89,65 @@ log_escape_text(char *dst, const char *src, size_t len)
 	return n;
 }
 
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0. */
+static size_t
+log_utf8_len(const unsigned char *s, size_t len)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (n > len)
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * JSON text is UTF-8: valid sequences pass, and a byte that is not part
+ * of one (a client may send any obs-text) is written as \u00XX, its
+ * Latin-1 code point, so that every line stays valid JSON. At most 6
+ * bytes out per byte in.
+ */
 static size_t
 log_escape_json(char *dst, const char *src, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)src;
 	size_t n = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)src[i];
+		unsigned char ch = s[i];
+		size_t u;
 		if (ch == '"' || ch == '\\') {
 			dst[n++] = '\\';
 			dst[n++] = (char)ch;
-		} else if (ch < 0x20 || ch == 0x7f) {
+		} else if (ch >= 0x80 &&
+			   (u = log_utf8_len(s + i, len - i)) > 0) {
+			memcpy(dst + n, s + i, u);
+			n += u;
+			i += u - 1;
+		} else if (ch < 0x20 || ch >= 0x7f) {
 			memcpy(dst + n, "\\u00", 4);
 			n += 4;
 			dst[n++] = hex[ch >> 4];

@@ -31,14 +31,14 @@
 #include "util.h"
 
 /* Character classes, one bit each in http_ctype[]. */
-#define C_TCHAR 0x01  /* token (RFC 9110 section 5.6.2) */
-#define C_FIELD 0x02  /* field-value byte: VCHAR, obs-text, SP, HTAB */
+#define C_TCHAR  0x01 /* token (RFC 9110 section 5.6.2) */
+#define C_FIELD  0x02 /* field-value byte: VCHAR, obs-text, SP, HTAB */
 #define C_TARGET 0x04 /* request-target byte: VCHAR but '#' */
 #define C_METHOD 0x08 /* method byte we accept: A-Z 0-9 '-' '_' */
-#define C_HEX 0x10    /* HEXDIG */
-#define C_HOST 0x20   /* reg-name byte: unreserved, sub-delims, no '%' */
+#define C_HEX    0x10 /* HEXDIG */
+#define C_HOST   0x20 /* reg-name byte: unreserved, sub-delims, no '%' */
 #define C_QDTEXT 0x40 /* qdtext of a quoted-string, HTAB and SP included */
-#define C_PATH 0x80   /* path byte: C_TARGET but '?' and '\\' */
+#define C_PATH   0x80 /* path byte: C_TARGET but '?' and '\\' */
 
 static const uint8_t http_ctype[256] = {
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 00 */
@@ -76,142 +76,177 @@ static const uint8_t http_ctype[256] = {
 };
 
 #define HTTP_IS(c, cls) (http_ctype[(unsigned char)(c)] & (cls))
-#define HTTP_WS(c) ((c) == ' ' || (c) == '\t')
-#define HTTP_DIGIT(c) ((unsigned)(unsigned char)(c) - '0' < 10u)
+#define HTTP_WS(c)      ((c) == ' ' || (c) == '\t')
+#define HTTP_DIGIT(c)   ((unsigned)(unsigned char)(c) - '0' < 10u)
+
+/*
+ * Name tables, sorted by length: a lookup finds the names of the right
+ * length by binary search, then compares at most three of them.
+ */
+struct http_name {
+	const char *name;
+	size_t len;
+	unsigned id;
+};
+/* clang-format off */
+#define HTTP_M(name, id) { name, sizeof(name) - 1, id }
+/* clang-format on */
 
 /*
  * Registered methods: the IANA registry and the rest of llhttp's HTTP set
  * (PURGE, M-SEARCH, NOTIFY, SUBSCRIBE, UNSUBSCRIBE, SOURCE); not RTSP's.
- * Sorted by length, so that a lookup stops early.
  */
-static const struct http_method {
-	const char *name;
-	size_t len;
-	unsigned id;
-} http_methods[] = {
-	{ "GET", 3, PT_HTTP_GET },
-	{ "PUT", 3, PT_HTTP_PUT },
-	{ "ACL", 3, PT_HTTP_OTHER },
-	{ "PRI", 3, PT_HTTP_OTHER },
-	{ "HEAD", 4, PT_HTTP_HEAD },
-	{ "POST", 4, PT_HTTP_POST },
-	{ "BIND", 4, PT_HTTP_OTHER },
-	{ "COPY", 4, PT_HTTP_OTHER },
-	{ "LINK", 4, PT_HTTP_OTHER },
-	{ "LOCK", 4, PT_HTTP_OTHER },
-	{ "MOVE", 4, PT_HTTP_OTHER },
-	{ "PATCH", 5, PT_HTTP_PATCH },
-	{ "TRACE", 5, PT_HTTP_TRACE },
-	{ "LABEL", 5, PT_HTTP_OTHER },
-	{ "MERGE", 5, PT_HTTP_OTHER },
-	{ "MKCOL", 5, PT_HTTP_OTHER },
-	{ "PURGE", 5, PT_HTTP_OTHER },
-	{ "QUERY", 5, PT_HTTP_OTHER },
-	{ "DELETE", 6, PT_HTTP_DELETE },
-	{ "NOTIFY", 6, PT_HTTP_OTHER },
-	{ "REBIND", 6, PT_HTTP_OTHER },
-	{ "REPORT", 6, PT_HTTP_OTHER },
-	{ "SEARCH", 6, PT_HTTP_OTHER },
-	{ "SOURCE", 6, PT_HTTP_OTHER },
-	{ "UNBIND", 6, PT_HTTP_OTHER },
-	{ "UNLINK", 6, PT_HTTP_OTHER },
-	{ "UNLOCK", 6, PT_HTTP_OTHER },
-	{ "UPDATE", 6, PT_HTTP_OTHER },
-	{ "OPTIONS", 7, PT_HTTP_OPTIONS },
-	{ "CONNECT", 7, PT_HTTP_CONNECT },
-	{ "CHECKIN", 7, PT_HTTP_OTHER },
-	{ "CHECKOUT", 8, PT_HTTP_OTHER },
-	{ "M-SEARCH", 8, PT_HTTP_OTHER },
-	{ "PROPFIND", 8, PT_HTTP_OTHER },
-	{ "PROPPATCH", 9, PT_HTTP_OTHER },
-	{ "SUBSCRIBE", 9, PT_HTTP_OTHER },
-	{ "MKACTIVITY", 10, PT_HTTP_OTHER },
-	{ "MKCALENDAR", 10, PT_HTTP_OTHER },
-	{ "ORDERPATCH", 10, PT_HTTP_OTHER },
-	{ "UNCHECKOUT", 10, PT_HTTP_OTHER },
-	{ "MKWORKSPACE", 11, PT_HTTP_OTHER },
-	{ "UNSUBSCRIBE", 11, PT_HTTP_OTHER },
-	{ "MKREDIRECTREF", 13, PT_HTTP_OTHER },
-	{ "VERSION-CONTROL", 15, PT_HTTP_OTHER },
-	{ "BASELINE-CONTROL", 16, PT_HTTP_OTHER },
-	{ "UPDATEREDIRECTREF", 17, PT_HTTP_OTHER },
+static const struct http_name http_methods[] = {
+	HTTP_M("GET", PT_HTTP_GET),
+	HTTP_M("PUT", PT_HTTP_PUT),
+	HTTP_M("ACL", PT_HTTP_OTHER),
+	HTTP_M("PRI", PT_HTTP_OTHER),
+	HTTP_M("HEAD", PT_HTTP_HEAD),
+	HTTP_M("POST", PT_HTTP_POST),
+	HTTP_M("BIND", PT_HTTP_OTHER),
+	HTTP_M("COPY", PT_HTTP_OTHER),
+	HTTP_M("LINK", PT_HTTP_OTHER),
+	HTTP_M("LOCK", PT_HTTP_OTHER),
+	HTTP_M("MOVE", PT_HTTP_OTHER),
+	HTTP_M("PATCH", PT_HTTP_PATCH),
+	HTTP_M("TRACE", PT_HTTP_TRACE),
+	HTTP_M("LABEL", PT_HTTP_OTHER),
+	HTTP_M("MERGE", PT_HTTP_OTHER),
+	HTTP_M("MKCOL", PT_HTTP_OTHER),
+	HTTP_M("PURGE", PT_HTTP_OTHER),
+	HTTP_M("QUERY", PT_HTTP_OTHER),
+	HTTP_M("DELETE", PT_HTTP_DELETE),
+	HTTP_M("NOTIFY", PT_HTTP_OTHER),
+	HTTP_M("REBIND", PT_HTTP_OTHER),
+	HTTP_M("REPORT", PT_HTTP_OTHER),
+	HTTP_M("SEARCH", PT_HTTP_OTHER),
+	HTTP_M("SOURCE", PT_HTTP_OTHER),
+	HTTP_M("UNBIND", PT_HTTP_OTHER),
+	HTTP_M("UNLINK", PT_HTTP_OTHER),
+	HTTP_M("UNLOCK", PT_HTTP_OTHER),
+	HTTP_M("UPDATE", PT_HTTP_OTHER),
+	HTTP_M("OPTIONS", PT_HTTP_OPTIONS),
+	HTTP_M("CONNECT", PT_HTTP_CONNECT),
+	HTTP_M("CHECKIN", PT_HTTP_OTHER),
+	HTTP_M("CHECKOUT", PT_HTTP_OTHER),
+	HTTP_M("M-SEARCH", PT_HTTP_OTHER),
+	HTTP_M("PROPFIND", PT_HTTP_OTHER),
+	HTTP_M("PROPPATCH", PT_HTTP_OTHER),
+	HTTP_M("SUBSCRIBE", PT_HTTP_OTHER),
+	HTTP_M("MKACTIVITY", PT_HTTP_OTHER),
+	HTTP_M("MKCALENDAR", PT_HTTP_OTHER),
+	HTTP_M("ORDERPATCH", PT_HTTP_OTHER),
+	HTTP_M("UNCHECKOUT", PT_HTTP_OTHER),
+	HTTP_M("MKWORKSPACE", PT_HTTP_OTHER),
+	HTTP_M("UNSUBSCRIBE", PT_HTTP_OTHER),
+	HTTP_M("MKREDIRECTREF", PT_HTTP_OTHER),
+	HTTP_M("VERSION-CONTROL", PT_HTTP_OTHER),
+	HTTP_M("BASELINE-CONTROL", PT_HTTP_OTHER),
+	HTTP_M("UPDATEREDIRECTREF", PT_HTTP_OTHER),
 };
 
-/* Known fields, lower case, sorted by length. */
-static const struct http_hdr_name {
-	const char *name;
-	size_t len;
-	unsigned id;
-} http_hdr_names[] = {
-	{ "te", 2, PT_H_TE },
-	{ "host", 4, PT_H_HOST },
-	{ "range", 5, PT_H_RANGE },
-	{ "expect", 6, PT_H_EXPECT },
-	{ "cookie", 6, PT_H_COOKIE },
-	{ "upgrade", 7, PT_H_UPGRADE },
-	{ "referer", 7, PT_H_REFERER },
-	{ "if-match", 8, PT_H_IF_MATCH },
-	{ "if-range", 8, PT_H_IF_RANGE },
-	{ "connection", 10, PT_H_CONNECTION },
-	{ "keep-alive", 10, PT_H_KEEP_ALIVE },
-	{ "user-agent", 10, PT_H_USER_AGENT },
-	{ "authorization", 13, PT_H_AUTHORIZATION },
-	{ "if-none-match", 13, PT_H_IF_NONE_MATCH },
-	{ "content-length", 14, PT_H_CONTENT_LENGTH },
-	{ "accept-encoding", 15, PT_H_ACCEPT_ENCODING },
-	{ "x-forwarded-for", 15, PT_H_X_FORWARDED_FOR },
-	{ "proxy-connection", 16, PT_H_PROXY_CONNECTION },
-	{ "transfer-encoding", 17, PT_H_TRANSFER_ENCODING },
-	{ "if-modified-since", 17, PT_H_IF_MODIFIED_SINCE },
-	{ "if-unmodified-since", 19, PT_H_IF_UNMODIFIED_SINCE },
+/* Known fields, lower case. */
+static const struct http_name http_hdr_names[] = {
+	HTTP_M("te", PT_H_TE),
+	HTTP_M("host", PT_H_HOST),
+	HTTP_M("range", PT_H_RANGE),
+	HTTP_M("expect", PT_H_EXPECT),
+	HTTP_M("cookie", PT_H_COOKIE),
+	HTTP_M("upgrade", PT_H_UPGRADE),
+	HTTP_M("referer", PT_H_REFERER),
+	HTTP_M("if-match", PT_H_IF_MATCH),
+	HTTP_M("if-range", PT_H_IF_RANGE),
+	HTTP_M("connection", PT_H_CONNECTION),
+	HTTP_M("keep-alive", PT_H_KEEP_ALIVE),
+	HTTP_M("user-agent", PT_H_USER_AGENT),
+	HTTP_M("authorization", PT_H_AUTHORIZATION),
+	HTTP_M("if-none-match", PT_H_IF_NONE_MATCH),
+	HTTP_M("content-length", PT_H_CONTENT_LENGTH),
+	HTTP_M("accept-encoding", PT_H_ACCEPT_ENCODING),
+	HTTP_M("x-forwarded-for", PT_H_X_FORWARDED_FOR),
+	HTTP_M("proxy-connection", PT_H_PROXY_CONNECTION),
+	HTTP_M("transfer-encoding", PT_H_TRANSFER_ENCODING),
+	HTTP_M("if-modified-since", PT_H_IF_MODIFIED_SINCE),
+	HTTP_M("if-unmodified-since", PT_H_IF_UNMODIFIED_SINCE),
 };
+
+/* First entry of t[0..n) whose name is len bytes long, or n. */
+static size_t
+http_name_first(const struct http_name *t, size_t n, size_t len)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t[mid].len < len)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && t[lo].len == len ? lo : n;
+}
 
 unsigned
 pt_http_method_id(const char *m, size_t len)
 {
-	for (size_t i = 0; i < PT_ARRAY_SIZE(http_methods); i++) {
-		const struct http_method *hm = &http_methods[i];
+	size_t n = PT_ARRAY_SIZE(http_methods);
 
-		if (hm->len > len)
-			break;
-		if (hm->len == len && hm->name[0] == m[0] &&
-		    memcmp(hm->name, m, len) == 0)
-			return hm->id;
-	}
+	for (size_t i = http_name_first(http_methods, n, len);
+	     i < n && http_methods[i].len == len; i++)
+		if (memcmp(http_methods[i].name, m, len) == 0)
+			return http_methods[i].id;
 	return 0;
 }
 
 unsigned
 pt_http_header_id(const char *name, size_t len)
 {
-	unsigned char c0;
+	size_t n = PT_ARRAY_SIZE(http_hdr_names);
 
-	if (len == 0)
-		return PT_H_OTHER;
-	c0 = pt_tolower((unsigned char)name[0]);
-	for (size_t i = 0; i < PT_ARRAY_SIZE(http_hdr_names); i++) {
-		const struct http_hdr_name *hn = &http_hdr_names[i];
-
-		if (hn->len > len)
-			break;
-		if (hn->len == len && (unsigned char)hn->name[0] == c0 &&
-		    pt_strncasecmp(hn->name, name, len) == 0)
-			return hn->id;
-	}
+	for (size_t i = http_name_first(http_hdr_names, n, len);
+	     i < n && http_hdr_names[i].len == len; i++)
+		if (http_hdr_names[i].name[0] ==
+			    (char)pt_tolower((unsigned char)name[0]) &&
+		    pt_strncasecmp(http_hdr_names[i].name, name, len) == 0)
+			return http_hdr_names[i].id;
 	return PT_H_OTHER;
 }
 
 /* ---- field lines (requests, responses, trailers) ----------------------- */
 
 /*
+ * Word at a time: does any of the 8 bytes of w fall below 0x20 or equal
+ * 0x7f (a CTL; HTAB counts too)? "Has a byte less than n" is exact for
+ * n <= 128; bytes >= 0x80 (obs-text) never match.
+ */
+#define HTTP_ONES 0x0101010101010101ULL
+
+static inline uint64_t
+http_less8(uint64_t w, unsigned n)
+{
+	return (w - HTTP_ONES * n) & ~w & (HTTP_ONES * 0x80);
+}
+
+static inline int
+http_ctl8(uint64_t w)
+{
+	return (http_less8(w, 0x20) | http_less8(w ^ (HTTP_ONES * 0x7f), 1)) !=
+	       0;
+}
+
+/*
  * Parse one field line p[0..len), CRLF excluded: a token, ':' at once (no
  * whitespace before it, RFC 9112 section 5.1), then the value, whose
- * surrounding OWS is dropped. Returns PT_OK or 400.
+ * surrounding OWS is dropped. Sets name and value, not id. Values are the
+ * bulk of a head: they are checked eight bytes at a time while no CTL
+ * shows, then byte by byte. Returns PT_OK or 400.
  */
 static int
 http_parse_field_line(const char *p, size_t len, struct pt_http_header *hd)
 {
 	const char *end = p + len, *q = p, *v;
+	uint64_t w;
 
 	while (q < end && HTTP_IS(*q, C_TCHAR))
 		q++;
@@ -219,10 +254,14 @@ http_parse_field_line(const char *p, size_t len, struct pt_http_header *hd)
 		return 400;
 	hd->name.data = p;
 	hd->name.len = (size_t)(q - p);
-	hd->id = pt_http_header_id(p, hd->name.len);
 	for (q++; q < end && HTTP_WS(*q); q++)
 		;
-	for (v = q; q < end; q++)
+	for (v = q; end - q >= 8; q += 8) {
+		memcpy(&w, q, 8);
+		if (http_ctl8(w))
+			break;
+	}
+	for (; q < end; q++)
 		if (!HTTP_IS(*q, C_FIELD))
 			return 400;
 	while (end > v && HTTP_WS(end[-1]))
@@ -258,8 +297,8 @@ enum {
 	HS_QUERY,
 	HS_VERSION,
 	HS_MAJOR = HS_VERSION + 5,
-	HS_DOT1,   /* major was 1 */
-	HS_DOTX,   /* major was something else */
+	HS_DOT1, /* major was 1 */
+	HS_DOTX, /* major was something else */
 	HS_MINOR1,
 	HS_MINORX,
 	HS_CR,
@@ -283,18 +322,12 @@ http_version_byte(unsigned *st, unsigned char c)
 			return 400;
 		*st = *st == HS_DOT1 ? HS_MINOR1 : HS_MINORX;
 		return PT_AGAIN;
-	case HS_MINOR1:
-		*st = HS_CR;
-		return HTTP_DIGIT(c) ? PT_AGAIN : 400;
+	case HS_MINOR1: *st = HS_CR; return HTTP_DIGIT(c) ? PT_AGAIN : 400;
 	case HS_MINORX:
 		/* well-formed HTTP/x.y with x != 1: HTTP/0.9, HTTP/2.0 */
 		return HTTP_DIGIT(c) ? 505 : 400;
-	case HS_CR:
-		*st = HS_LF;
-		return c == '\r' ? PT_AGAIN : 400;
-	case HS_LF:
-		*st = HS_FIELDS;
-		return c == '\n' ? PT_OK : 400;
+	case HS_CR: *st = HS_LF; return c == '\r' ? PT_AGAIN : 400;
+	case HS_LF: *st = HS_FIELDS; return c == '\n' ? PT_OK : 400;
 	default:
 		PT_ASSERT(*st >= HS_VERSION && *st < HS_MAJOR);
 		if (c != (unsigned char)"HTTP/"[*st - HS_VERSION])
@@ -440,7 +473,8 @@ http_scan_field(struct pt_http_scan *s, const char *p, size_t len)
 
 	if (http_parse_field_line(p, len, &hd) != PT_OK)
 		return 400;
-	if (hd.id == PT_H_CONTENT_LENGTH) {
+	if (hd.name.len == 14 &&
+	    pt_strncasecmp(hd.name.data, "content-length", 14) == 0) {
 		if (s->seen & HS_SEEN_CL)
 			return 400;
 		s->seen |= HS_SEEN_CL;
@@ -484,12 +518,14 @@ http_scan_fields(struct pt_http_scan *s, const char *buf, size_t len,
 			if (buf[ls] == '\n' || HTTP_WS(buf[ls]))
 				return 400;
 		}
-		lend = lim->line_max > SIZE_MAX - 2 - ls ? SIZE_MAX
-							 : ls + lim->line_max + 2;
+		lend = lim->line_max > SIZE_MAX - 2 - ls
+			       ? SIZE_MAX
+			       : ls + lim->line_max + 2;
 		stop = PT_MIN(lend, lim->head_max);
 		lf = NULL;
 		if (s->pos < PT_MIN(len, stop))
-			lf = memchr(buf + s->pos, '\n', PT_MIN(len, stop) - s->pos);
+			lf = memchr(buf + s->pos, '\n',
+				    PT_MIN(len, stop) - s->pos);
 		if (lf == NULL) {
 			if (len < stop) {
 				s->pos = len;
@@ -524,8 +560,8 @@ pt_http_scan_head(struct pt_http_scan *s, const char *buf, size_t len,
 	}
 	if (s->state != HS_FIELDS) {
 		size_t i = s->pos - s->start;
-		size_t hmax = lim->head_max > s->start ? lim->head_max - s->start
-						       : 0;
+		size_t hmax =
+			lim->head_max > s->start ? lim->head_max - s->start : 0;
 
 		rc = http_reqline_run(&s->state, buf + s->start, &i,
 				      len - s->start, lim->line_max, hmax);
@@ -566,6 +602,7 @@ http_parse_fields(const char *p, size_t len, struct pt_http_header *hdrs,
 		hd = &hdrs[*n];
 		if (http_parse_field_line(p, (size_t)(lf - 1 - p), hd) != PT_OK)
 			return 400;
+		hd->id = pt_http_header_id(hd->name.data, hd->name.len);
 		if (hd->id != PT_H_OTHER) {
 			if (known[hd->id] != NULL)
 				*dup |= 1u << hd->id;
@@ -682,8 +719,9 @@ pt_http_parse_head(char *buf, size_t len, struct pt_http_req_head *h,
 
 	/* the automaton vouches for "METHOD SP target SP HTTP/1.d CRLF" */
 	sp1 = memchr(buf, ' ', i);
+	PT_ASSERT(sp1 != NULL);
 	sp2 = memchr(sp1 + 1, ' ', (size_t)(buf + i - sp1 - 1));
-	PT_ASSERT(sp1 != NULL && sp2 != NULL && buf + i - sp2 == 11);
+	PT_ASSERT(sp2 != NULL && buf + i - sp2 == 11);
 	h->method.data = buf;
 	h->method.len = (size_t)(sp1 - buf);
 	h->method_id = pt_http_method_id(buf, h->method.len);
@@ -699,33 +737,57 @@ pt_http_parse_head(char *buf, size_t len, struct pt_http_req_head *h,
 
 /* ---- message semantics ------------------------------------------------- */
 
-/* Elements of a comma-separated list, OWS trimmed, empty ones included. */
+/*
+ * The elements of every field of one kind, in order, as the one list they
+ * mean together (RFC 9110 section 5.3); OWS trimmed, empty ones included.
+ * Works on a header array, so that responses can use it too.
+ */
 struct http_list {
-	const char *p, *end;
-	int done;
+	const struct pt_http_header *f, *end; /* current field, array end */
+	const char *p;                        /* next element in f->value */
 };
+
+static void
+http_list_init(struct http_list *l, const struct pt_http_header *first,
+	       const struct pt_http_header *end)
+{
+	l->f = first;
+	l->end = end;
+	l->p = first != NULL ? first->value.data : NULL;
+}
 
 static int
 http_list_next(struct http_list *l, struct pt_str *e)
 {
-	const char *s = l->p, *c, *ee;
+	const struct pt_http_header *f = l->f;
+	const char *s = l->p, *c, *ve;
 
-	if (l->done)
+	if (f == NULL)
 		return 0;
-	c = memchr(s, ',', (size_t)(l->end - s));
-	if (c == NULL) {
-		c = l->end;
-		l->done = 1;
-	} else {
+	ve = f->value.data + f->value.len;
+	c = memchr(s, ',', (size_t)(ve - s));
+	if (c != NULL) {
 		l->p = c + 1;
+	} else {
+		c = ve;
+		while (++f < l->end && f->id != l->f->id)
+			;
+		l->f = f < l->end ? f : NULL;
+		l->p = f < l->end ? f->value.data : NULL;
 	}
 	while (s < c && HTTP_WS(*s))
 		s++;
-	for (ee = c; ee > s && HTTP_WS(ee[-1]); ee--)
-		;
+	while (c > s && HTTP_WS(c[-1]))
+		c--;
 	e->data = s;
-	e->len = (size_t)(ee - s);
+	e->len = (size_t)(c - s);
 	return 1;
+}
+
+static void
+http_list_of(struct http_list *l, const struct pt_http_req_head *h, unsigned id)
+{
+	http_list_init(l, h->known[id], h->headers + h->nheaders);
 }
 
 static int
@@ -740,60 +802,37 @@ http_is_token(struct pt_str t)
 }
 
 /*
- * The next field of the same kind as f, or NULL: the first one is in
- * known[], the others follow it in the array (only looked for when the
- * kind is known to be repeated).
- */
-static struct pt_http_header *
-http_next_field(const struct pt_http_req_head *h, struct pt_http_header *f)
-{
-	const struct pt_http_header *end = h->headers + h->nheaders;
-	unsigned id = f->id;
-
-	if (!(h->dup & (1u << id)))
-		return NULL;
-	for (f++; f < end; f++)
-		if (f->id == id)
-			return f;
-	return NULL;
-}
-
-/*
- * Transfer-Encoding, all fields as one list (RFC 9112 section 6.1): it
- * must end with chunked, once and without parameters (else 400); any other
- * coding before it is not implemented (501). Empty elements are refused:
- * a list that other parsers could read differently is a smuggling vector.
+ * Transfer-Encoding (RFC 9112 section 6.1): the list must end with
+ * chunked, once and without parameters (else 400); any other coding
+ * before it is not implemented (501). Empty elements are refused: a list
+ * that other parsers could read differently is a smuggling vector.
  */
 static int
 http_check_te(struct pt_http_req_head *h)
 {
-	struct pt_http_header *f = h->known[PT_H_TRANSFER_ENCODING];
+	struct http_list l;
+	struct pt_str e;
 	int chunked = 0, other = 0;
 
-	for (; f != NULL; f = http_next_field(h, f)) {
-		struct http_list l = { f->value.data,
-				       f->value.data + f->value.len, 0 };
-		struct pt_str e;
+	http_list_of(&l, h, PT_H_TRANSFER_ENCODING);
+	while (http_list_next(&l, &e)) {
+		size_t n = 0;
 
-		while (http_list_next(&l, &e)) {
-			size_t n = 0;
-
-			while (n < e.len && HTTP_IS(e.data[n], C_TCHAR))
-				n++;
-			if (n == 0 || chunked)
+		while (n < e.len && HTTP_IS(e.data[n], C_TCHAR))
+			n++;
+		if (n == 0 || chunked)
+			return 400;
+		if (n == 7 && pt_strncasecmp(e.data, "chunked", 7) == 0) {
+			if (e.len != 7)
 				return 400;
-			if (n == 7 && pt_strncasecmp(e.data, "chunked", 7) == 0) {
-				if (e.len != 7)
-					return 400;
-				chunked = 1;
-				continue;
-			}
-			while (n < e.len && HTTP_WS(e.data[n]))
-				n++;
-			if (n < e.len && e.data[n] != ';')
-				return 400;
-			other = 1;
+			chunked = 1;
+			continue;
 		}
+		while (n < e.len && HTTP_WS(e.data[n]))
+			n++;
+		if (n < e.len && e.data[n] != ';')
+			return 400;
+		other = 1;
 	}
 	if (!chunked)
 		return 400;
@@ -807,26 +846,22 @@ http_check_te(struct pt_http_req_head *h)
 static int
 http_check_connection(struct pt_http_req_head *h)
 {
-	struct pt_http_header *f = h->known[PT_H_CONNECTION];
+	struct http_list l;
+	struct pt_str e;
 	int close = 0, keep = 0, upgrade = 0;
 
-	for (; f != NULL; f = http_next_field(h, f)) {
-		struct http_list l = { f->value.data,
-				       f->value.data + f->value.len, 0 };
-		struct pt_str e;
-
-		while (http_list_next(&l, &e)) {
-			if (e.len == 0)
-				continue;
-			if (!http_is_token(e))
-				return 400;
-			if (PT_STR_CASEEQ(e, "close"))
-				close = 1;
-			else if (PT_STR_CASEEQ(e, "keep-alive"))
-				keep = 1;
-			else if (PT_STR_CASEEQ(e, "upgrade"))
-				upgrade = 1;
-		}
+	http_list_of(&l, h, PT_H_CONNECTION);
+	while (http_list_next(&l, &e)) {
+		if (e.len == 0)
+			continue;
+		if (!http_is_token(e))
+			return 400;
+		if (PT_STR_CASEEQ(e, "close"))
+			close = 1;
+		else if (PT_STR_CASEEQ(e, "keep-alive"))
+			keep = 1;
+		else if (PT_STR_CASEEQ(e, "upgrade"))
+			upgrade = 1;
 	}
 	h->keepalive = !close && (h->version >= 11 || keep);
 	/* RFC 9110 section 7.8: Upgrade is ignored in HTTP/1.0 */
@@ -838,21 +873,17 @@ http_check_connection(struct pt_http_req_head *h)
 static int
 http_check_expect(struct pt_http_req_head *h)
 {
-	struct pt_http_header *f = h->known[PT_H_EXPECT];
+	struct http_list l;
+	struct pt_str e;
 	int cont = 0;
 
-	for (; f != NULL; f = http_next_field(h, f)) {
-		struct http_list l = { f->value.data,
-				       f->value.data + f->value.len, 0 };
-		struct pt_str e;
-
-		while (http_list_next(&l, &e)) {
-			if (e.len == 0)
-				continue;
-			if (!PT_STR_CASEEQ(e, "100-continue"))
-				return 417;
-			cont = 1;
-		}
+	http_list_of(&l, h, PT_H_EXPECT);
+	while (http_list_next(&l, &e)) {
+		if (e.len == 0)
+			continue;
+		if (!PT_STR_CASEEQ(e, "100-continue"))
+			return 417;
+		cont = 1;
 	}
 	/* an HTTP/1.0 client can not expect 100 (Continue): ignored */
 	h->expect_continue = cont && h->version >= 11;
@@ -1104,47 +1135,49 @@ http_end_segment(char *out, size_t seg, size_t o, int sep, unsigned flags)
 	return o;
 }
 
+/* The next byte of a raw path at *i, decoded; -1 for a bad escape. */
+static int
+http_path_byte(const char *raw, size_t len, size_t *i)
+{
+	int hi, lo;
+
+	if (raw[*i] != '%')
+		return (unsigned char)raw[(*i)++];
+	if (len - *i < 3 || (hi = http_unhex((unsigned char)raw[*i + 1])) < 0 ||
+	    (lo = http_unhex((unsigned char)raw[*i + 2])) < 0)
+		return -1;
+	*i += 3;
+	return hi << 4 | lo;
+}
+
 int
-pt_http_normalize_path(const char *raw, size_t len, char *out,
-		       size_t *outlen, unsigned flags)
+pt_http_normalize_path(const char *raw, size_t len, char *out, size_t *outlen,
+		       unsigned flags)
 {
 	size_t i = 1, o = 1, seg = 1;
 
 	if (len == 0 || raw[0] != '/')
 		return 400;
 	out[0] = '/';
-	while (i <= len) {
-		int c, sep = 0;
+	for (;;) {
+		int sep = i < len;
 
-		if (i == len) {
-			i++;
-		} else if (raw[i] == '%') {
-			int hi = len - i < 3 ? -1 : http_unhex((unsigned char)raw[i + 1]);
-			int lo = len - i < 3 ? -1 : http_unhex((unsigned char)raw[i + 2]);
+		if (sep) {
+			int c = http_path_byte(raw, len, &i);
 
-			if (hi < 0 || lo < 0)
-				return 400;
-			c = hi << 4 | lo;
-			i += 3;
-			if (c == 0)
+			if (c <= 0) /* a bad escape, a raw or encoded NUL */
 				return 400;
 			if (c != '/') {
 				out[o++] = (char)c;
 				continue;
 			}
-			sep = 1;
-		} else if (raw[i] == '\0') {
-			return 400;
-		} else if (raw[i] != '/') {
-			out[o++] = raw[i++];
-			continue;
-		} else {
-			sep = 1;
-			i++;
 		}
+		/* a raw or encoded '/', or the end: the segment is done */
 		o = http_end_segment(out, seg, o, sep, flags);
 		if (o == 0)
 			return 400;
+		if (!sep)
+			break;
 		seg = o;
 	}
 	*outlen = o;
@@ -1217,7 +1250,7 @@ http_chunk_ext(struct pt_http_chunked *c, unsigned char ch)
 	}
 	if (HTTP_IS(ch, C_TCHAR) && st != CH_EXT_NAME_WS &&
 	    st != CH_EXT_VAL_WS && st != CH_EXT_QEND) {
-		c->state = st == CH_EXT_NAME0 ? CH_EXT_NAME
+		c->state = st == CH_EXT_NAME0  ? CH_EXT_NAME
 			   : st == CH_EXT_VAL0 ? CH_EXT_TOKEN
 					       : st;
 		return PT_OK;
@@ -1273,15 +1306,12 @@ http_chunk_line(struct pt_http_chunked *c, unsigned char ch)
 			return 400;
 		c->state = c->size == 0 ? CH_TR_LINE0 : CH_DATA;
 		return PT_OK;
-	case CH_DATA_CR:
-		c->state = CH_DATA_LF;
-		return ch == '\r' ? PT_OK : 400;
+	case CH_DATA_CR: c->state = CH_DATA_LF; return ch == '\r' ? PT_OK : 400;
 	case CH_DATA_LF:
 		c->state = CH_SIZE0;
 		c->line_len = 0;
 		return ch == '\n' ? PT_OK : 400;
-	default:
-		return http_chunk_ext(c, ch);
+	default: return http_chunk_ext(c, ch);
 	}
 }
 
@@ -1312,9 +1342,7 @@ http_chunk_trailer(struct pt_http_chunked *c, unsigned char ch)
 		else if (!HTTP_IS(ch, C_FIELD))
 			return 400;
 		return PT_OK;
-	case CH_TR_LF:
-		c->state = CH_TR_LINE0;
-		return ch == '\n' ? PT_OK : 400;
+	case CH_TR_LF: c->state = CH_TR_LINE0; return ch == '\n' ? PT_OK : 400;
 	default:
 		PT_ASSERT(c->state == CH_TR_END_LF);
 		c->state = CH_DONE;

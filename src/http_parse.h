@@ -82,8 +82,8 @@ enum {
 };
 
 struct pt_http_limits {
-	size_t line_max;      /* request line (414) and each header line (431) */
-	size_t head_max;      /* whole head (431) */
+	size_t line_max; /* request line (414) and each header line (431) */
+	size_t head_max; /* whole head (431) */
 	unsigned headers_max; /* header field lines (431) */
 };
 
@@ -98,14 +98,14 @@ struct pt_http_scan {
 	unsigned lines;    /* lines completed, request line included */
 	unsigned state;    /* private: where the request-line check stands */
 	unsigned seen;     /* private: framing fields met so far */
-	size_t head_len;   /* on PT_OK: bytes of the head, final CRLF included */
+	size_t head_len; /* on PT_OK: bytes of the head, final CRLF included */
 };
 
 struct pt_http_req_head {
 	struct pt_str method;
-	unsigned method_id; /* PT_HTTP_* bit */
-	struct pt_str target; /* request-target as received */
-	unsigned target_form; /* PT_TARGET_* */
+	unsigned method_id;      /* PT_HTTP_* bit */
+	struct pt_str target;    /* request-target as received */
+	unsigned target_form;    /* PT_TARGET_* */
 	struct pt_str scheme;    /* absolute-form only, e.g. "http" */
 	struct pt_str authority; /* absolute-form and authority-form */
 	struct pt_str path;      /* raw path, no query; "*" for asterisk-form;
@@ -113,7 +113,7 @@ struct pt_http_req_head {
 				    without a path; empty for authority-form */
 	struct pt_str query;     /* after '?', without it */
 	unsigned has_query : 1;
-	unsigned version;        /* 10 (HTTP/1.0) or 11 (HTTP/1.1) */
+	unsigned version; /* 10 (HTTP/1.0) or 11 (HTTP/1.1) */
 
 	struct pt_http_header *headers;
 	unsigned nheaders;
@@ -216,13 +216,13 @@ int pt_http_normalize_path(const char *raw, size_t len, char *out,
 /* Streaming decoder of the chunked transfer coding (RFC 9112 section 7.1). */
 struct pt_http_chunked {
 	unsigned state;
-	uint64_t size;         /* bytes of chunk data still to come */
-	size_t line_len;       /* bytes of the current size or trailer line */
-	size_t trailers_len;   /* bytes of trailer section so far */
-	size_t line_max;       /* limit of a chunk-size line (with extensions,
-				  without CRLF) */
-	size_t trailers_max;   /* limit of the trailer section (all bytes after
-				  the last-chunk line, CRLFs included) */
+	uint64_t size;       /* bytes of chunk data still to come */
+	size_t line_len;     /* bytes of the current size or trailer line */
+	size_t trailers_len; /* bytes of trailer section so far */
+	size_t line_max;     /* limit of a chunk-size line (with extensions,
+				without CRLF) */
+	size_t trailers_max; /* limit of the trailer section (all bytes after
+				the last-chunk line, CRLFs included) */
 };
 
 /* Prepare c for a new body with the given limits. */

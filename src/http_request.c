@@ -15,10 +15,15 @@
  * Timers: client_header_timeout from the first byte of a head (or from
  * accept) to its end, 408 if some of it came; keepalive_timeout between
  * requests; send_timeout while the socket does not drain;
- * client_body_timeout while an unwanted body is being read; a lingering
- * close reads what the client still sends for up to 5 s after the
- * response, so that a pending request does not turn our response into a
- * reset.
+ * client_body_timeout between two reads of an unwanted body; a lingering
+ * close reads what the client still sends until it is silent for 5 s (30 s
+ * at most) after the response, so that bytes in flight do not turn our
+ * response into a reset.
+ *
+ * Edge-triggered reads: a read handler reads until EAGAIN, or knows the
+ * socket is drained (a short read with no hang-up pending), or leaves
+ * io.readable set and is posted again (input dropped in bulk, a request
+ * that is busy: http_keepalive() resumes it).
  */
 #include "core.h"
 #include "cycle.h"
@@ -34,6 +39,14 @@
 
 #define LINGER_TIMEOUT_MS 5000
 #define LINGER_TIME_MS 30000
+/*
+ * Most bytes one call of a handler that drops input (a discarded body, a
+ * lingering close) reads before it lets the other connections run: a
+ * client that sends as fast as we read would otherwise hold the worker.
+ * The handler then posts itself and keeps io.readable set, since no new
+ * edge will announce the bytes already waiting.
+ */
+#define HTTP_READ_BUDGET (64 * 1024)
 
 static void http_read_head(struct pt_io *io);
 static void http_request_read(struct pt_io *io);
@@ -161,14 +174,11 @@ http_timeout(struct pt_timer *t)
 		http_close(c);
 		return;
 	}
-	if (c->buf != NULL && c->buf_last > c->buf_pos) {
+	if (!c->keepalive && c->buf != NULL && c->buf_last > c->buf_pos) {
 		/* part of a head came: tell the client (slowloris) */
 		pt_conn_log(c, PT_LOG_INFO, 0,
 			    "client timed out sending the request head");
 		c->buf_last = c->buf_pos; /* nothing of it is parsed */
-		struct pt_http_request *er;
-		er = NULL;
-		(void)er;
 		pt_http_error_conn(c, 408);
 		return;
 	}
@@ -224,26 +234,50 @@ http_close(struct pt_conn *c)
 	pt_conn_close(c);
 }
 
+/* Call the current read handler again after this batch of events. */
+static void
+http_resume_read(struct pt_posted *p)
+{
+	struct pt_conn *c = pt_container_of(p, struct pt_conn, posted);
+
+	c->io.on_read(&c->io);
+}
+
+static void
+http_post_read(struct pt_conn *c)
+{
+	c->posted.fn = http_resume_read;
+	pt_post(&c->w->loop, &c->posted);
+}
+
 static void
 http_lingering_read(struct pt_io *io)
 {
 	struct pt_conn *c = (struct pt_conn *)io;
 	char buf[4096];
+	size_t got = 0;
 
-	for (;;) {
+	while (got < HTTP_READ_BUDGET) {
 		ssize_t n = recv(io->fd, buf, sizeof(buf), 0);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			http_close(c);
-			return;
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
 		}
-		if (n < 0 && errno == EAGAIN)
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			io->readable = 0;
 			break;
+		}
+		http_close(c); /* the end of the input, or an error */
+		return;
 	}
-	io->readable = 0;
 	if (pt_now.mono_ms >= c->lingering_end) {
 		http_close(c);
 		return;
 	}
+	if (io->readable)
+		http_post_read(c);
 	pt_timer_add(&c->w->loop, &c->timer,
 		     PT_MIN(LINGER_TIMEOUT_MS,
 			    c->lingering_end - pt_now.mono_ms));
@@ -260,7 +294,13 @@ http_lingering_close(struct pt_conn *c)
 		pt_pool_destroy(r->pool);
 	}
 	http_buf_free(c);
-	if (c->io.hup || shutdown(c->io.fd, SHUT_WR) < 0) {
+	/*
+	 * Even when the client has hung up its side, bytes it sent before
+	 * may still wait unread: close(2) would answer them with a reset,
+	 * which can destroy the response in the client's buffer. So the
+	 * input is always read to its end first.
+	 */
+	if (shutdown(c->io.fd, SHUT_WR) < 0) {
 		http_close(c);
 		return;
 	}
@@ -269,7 +309,7 @@ http_lingering_close(struct pt_conn *c)
 	c->io.on_read = http_lingering_read;
 	c->io.on_write = http_noop;
 	pt_timer_add(&c->w->loop, &c->timer, LINGER_TIMEOUT_MS);
-	if (c->io.readable)
+	if (c->io.readable || c->io.hup)
 		http_lingering_read(&c->io);
 }
 
@@ -308,9 +348,10 @@ http_create_request(struct pt_conn *c)
 	return r;
 }
 
-/* Answer an error that came before a request could be parsed. */
-void
-pt_http_error_conn(struct pt_conn *c, int status)
+/* Answer an error that came before a request could be parsed; head_only:
+ * the request was a HEAD, so the error page carries no body. */
+static void
+http_error_conn(struct pt_conn *c, int status, int head_only)
 {
 	struct pt_http_request *r = c->req ? c->req : http_create_request(c);
 
@@ -321,7 +362,15 @@ pt_http_error_conn(struct pt_conn *c, int status)
 	pt_timer_del(&c->w->loop, &c->timer);
 	c->head_timer = 0;
 	r->keepalive = 0;
+	if (head_only)
+		r->header_only = 1;
 	pt_http_finalize(r, status);
+}
+
+void
+pt_http_error_conn(struct pt_conn *c, int status)
+{
+	http_error_conn(c, status, 0);
 }
 
 static void
@@ -362,8 +411,10 @@ static void
 http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 {
 	struct pt_http_request *r = http_create_request(c);
+	/* scan->head_len counts from scan->start, after the empty lines
+	 * a client may send before the request line */
 	char *head = c->buf + c->buf_pos + scan->start;
-	size_t hlen = scan->head_len - scan->start;
+	size_t hlen = scan->head_len;
 	struct pt_http_header *hdrs;
 	const char *eol;
 	int rc;
@@ -379,12 +430,14 @@ http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 	r->request_line.data = head;
 	r->request_line.len = eol ? (size_t)(eol - head) : 0;
 	hdrs = pt_palloc(r->pool, (scan->lines + 1) * sizeof(*hdrs));
-	c->buf_pos += (uint32_t)scan->head_len;
+	c->buf_pos += (uint32_t)(scan->start + scan->head_len);
 	if (hdrs == NULL) {
 		pt_http_finalize(r, 500);
 		return;
 	}
 	rc = pt_http_parse_head(head, hlen, &r->h, hdrs, scan->lines + 1);
+	/* even a refused HEAD gets no body (RFC 9110 9.3.2) */
+	r->header_only = (r->h.method_id & PT_HTTP_HEAD) != 0;
 	if (rc == PT_OK)
 		rc = pt_http_check_framing(&r->h);
 	if (rc == PT_OK)
@@ -400,7 +453,6 @@ http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 		return;
 	}
 	r->keepalive = r->h.keepalive;
-	r->header_only = (r->h.method_id & PT_HTTP_HEAD) != 0;
 	r->body.rest = r->h.content_length > 0 ? r->h.content_length : 0;
 	r->body.is_chunked = r->h.chunked;
 	r->body.done = !r->h.chunked && r->body.rest == 0;
@@ -432,8 +484,29 @@ http_try_head(struct pt_conn *c, struct pt_http_scan *scan)
 		return PT_OK;
 	}
 	pt_conn_log(c, PT_LOG_INFO, 0, "invalid request head: %d", rc);
-	pt_http_error_conn(c, rc);
+	/* refused before it was parsed: a HEAD is known by its first bytes */
+	http_error_conn(c, rc,
+			c->buf_last - c->buf_pos >= scan->start + 5 &&
+				memcmp(c->buf + c->buf_pos + scan->start,
+				       "HEAD ", 5) == 0);
 	return PT_OK;
+}
+
+/*
+ * Drop the empty lines a client may send after a request (RFC 9112
+ * section 2.2 asks servers to ignore them before a request line): they
+ * must not start client_header_timeout nor hold a buffer while the
+ * connection is idle. True if nothing else is buffered (a lone CR may be
+ * the first half of one more).
+ */
+static int
+http_empty_lines(struct pt_conn *c)
+{
+	while (c->buf_last - c->buf_pos >= 2 && c->buf[c->buf_pos] == '\r' &&
+	       c->buf[c->buf_pos + 1] == '\n')
+		c->buf_pos += 2;
+	return c->buf_last == c->buf_pos ||
+	       (c->buf_last - c->buf_pos == 1 && c->buf[c->buf_pos] == '\r');
 }
 
 static void
@@ -478,30 +551,35 @@ http_read_head(struct pt_io *io)
 				http_buf_free(c); /* idle: hold no buffer */
 			return;
 		}
+		c->buf_last += (uint32_t)n;
+		/* a short read drained the socket, and new bytes bring a new
+		 * edge; but a FIN that came with these bytes brings none, so
+		 * after a hang-up the flag stays and the next read sees EOF */
+		if ((size_t)n < room && !io->hup)
+			io->readable = 0;
 		if (c->keepalive) {
-			/* the next request begins */
+			if (http_empty_lines(c)) {
+				/* no request yet: still idle, and the
+				 * keepalive_timeout still runs */
+				if (c->buf_last == c->buf_pos)
+					http_buf_free(c);
+				if (!io->readable)
+					return;
+				continue;
+			}
+			/* the next request begins; buf_pos may have moved */
+			memset(&scan, 0, sizeof(scan));
 			c->keepalive = 0;
 			pt_conn_set_idle(c, 0);
 			c->head_timer = 1;
 			pt_timer_add(&c->w->loop, &c->timer,
 				     sc->client_header_timeout);
 		}
-		c->buf_last += (uint32_t)n;
-		if ((size_t)n < room)
-			io->readable = 0; /* drained: an edge will follow */
 		if (http_try_head(c, &scan) == PT_OK)
 			return;
 		if (!io->readable)
 			return;
 	}
-}
-
-static void
-http_resume_head(struct pt_posted *p)
-{
-	struct pt_conn *c = pt_container_of(p, struct pt_conn, posted);
-
-	http_read_head(&c->io);
 }
 
 /* ---- finishing ----------------------------------------------------------------- */
@@ -531,23 +609,21 @@ http_keepalive(struct pt_conn *c)
 	c->nrequests++;
 	c->io.on_read = http_read_head;
 	c->io.on_write = http_noop;
-	if (c->buf != NULL && c->buf_last > c->buf_pos) {
+	if (c->buf != NULL && !http_empty_lines(c)) {
 		/* a pipelined request is already here */
 		c->head_timer = 1;
 		pt_timer_add(&c->w->loop, &c->timer,
 			     http_default_srv(c)->client_header_timeout);
-		c->posted.fn = http_resume_head;
-		pt_post(&c->w->loop, &c->posted);
+		http_post_read(c);
 		return;
 	}
-	http_buf_free(c);
+	if (c->buf != NULL && c->buf_last == c->buf_pos)
+		http_buf_free(c); /* a lone CR stays for the LF to come */
 	c->keepalive = 1;
 	pt_conn_set_idle(c, 1);
 	pt_timer_add(&c->w->loop, &c->timer, timeout);
-	if (c->io.readable) {
-		c->posted.fn = http_resume_head;
-		pt_post(&c->w->loop, &c->posted);
-	}
+	if (c->io.readable)
+		http_post_read(c);
 }
 
 static void
@@ -557,7 +633,9 @@ http_request_done(struct pt_http_request *r)
 
 	pt_timer_del(&c->w->loop, &c->timer);
 	pt_http_log_phase(r);
-	if (r->keepalive && !r->body.done)
+	/* a graceful exit began after the head was sent: idle connections
+	 * are not waited for, so this one must not become idle */
+	if (r->keepalive && (!r->body.done || c->w->quitting))
 		r->keepalive = 0;
 	if (r->keepalive)
 		http_keepalive(c);
@@ -571,12 +649,9 @@ http_response_written(struct pt_http_request *r)
 {
 	struct pt_conn *c = r->conn;
 
-	if (r->keepalive && !r->body.done && !r->discarding) {
-		if (r->h.expect_continue && c->buf_last == c->buf_pos)
-			r->keepalive = 0; /* it waits for a 100 never sent */
-		else if (pt_http_discard_body(r) != PT_OK)
-			r->keepalive = 0;
-	}
+	if (r->keepalive && !r->body.done && !r->discarding &&
+	    pt_http_discard_body(r) != PT_OK)
+		r->keepalive = 0;
 	if (r->keepalive && !r->body.done) {
 		/* the rest of the body is read by http_request_read */
 		pt_timer_add(&c->w->loop, &c->timer,
@@ -658,11 +733,13 @@ static int
 http_discard_buffered(struct pt_http_request *r)
 {
 	struct pt_conn *c = r->conn;
-	const char *p = c->buf + c->buf_pos, *end = c->buf + c->buf_last;
+	const char *p, *end;
 	int64_t max = pt_http_core_loc(r)->client_max_body_size;
 
 	if (c->buf == NULL)
 		return PT_OK;
+	p = c->buf + c->buf_pos;
+	end = c->buf + c->buf_last;
 	if (!r->body.is_chunked) {
 		int64_t n = PT_MIN(r->body.rest, (int64_t)(end - p));
 		r->body.rest -= n;
@@ -696,11 +773,13 @@ http_discard_buffered(struct pt_http_request *r)
 	return PT_OK;
 }
 
-/* Read and drop body bytes until EAGAIN or the end. PT_OK or status. */
+/* Read and drop body bytes until EAGAIN, the end, or the read budget
+ * (then the read handler is posted). PT_OK or a status. */
 static int
 http_discard_read(struct pt_http_request *r)
 {
 	struct pt_conn *c = r->conn;
+	size_t got = 0;
 	int rc;
 
 	for (;;) {
@@ -712,6 +791,10 @@ http_discard_read(struct pt_http_request *r)
 			return rc;
 		if (!c->io.readable)
 			return PT_OK;
+		if (got >= HTTP_READ_BUDGET) {
+			http_post_read(c);
+			return PT_OK;
+		}
 		if (c->buf == NULL || c->buf_pos == c->buf_last) {
 			/* all consumed: reuse the buffer from its start */
 			if (http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
@@ -740,6 +823,7 @@ http_discard_read(struct pt_http_request *r)
 			return 400;
 		}
 		c->buf_last += (uint32_t)n;
+		got += (size_t)n;
 	}
 }
 
@@ -750,6 +834,16 @@ pt_http_discard_body(struct pt_http_request *r)
 
 	if (r->body.done || r->discarding)
 		return PT_OK;
+	if (r->h.expect_continue && !r->expect_tested) {
+		/*
+		 * The client waits for a "100 Continue" it will not get: it
+		 * may never send the body, or send it late. Answer at once
+		 * and close (portier.conf(5)); the lingering close drains
+		 * whatever comes meanwhile.
+		 */
+		r->keepalive = 0;
+		return PT_OK;
+	}
 	r->discarding = 1;
 	rc = http_discard_read(r);
 	if (rc != PT_OK)
@@ -762,16 +856,26 @@ http_request_read(struct pt_io *io)
 {
 	struct pt_conn *c = (struct pt_conn *)io;
 	struct pt_http_request *r = c->req;
+	int written;
 
 	if (r == NULL || !r->discarding || r->body.done)
 		return; /* pipelined bytes wait in the socket */
+	written = r->finalized && r->body_sent_all && r->pending == NULL;
 	if (http_discard_read(r) != PT_OK) {
 		r->keepalive = 0;
-		if (r->finalized && r->body_sent_all && r->pending == NULL)
+		r->discarding = 0; /* the framing is lost: read no more */
+		if (written)
 			http_request_done(r);
 		return;
 	}
-	if (r->body.done && r->finalized && r->body_sent_all &&
-	    r->pending == NULL)
-		http_request_done(r);
+	if (r->body.done) {
+		if (written)
+			http_request_done(r);
+		return;
+	}
+	/* client_body_timeout bounds a pause, not the whole body; while
+	 * the response is still being written, send_timeout runs instead */
+	if (written)
+		pt_timer_add(&c->w->loop, &c->timer,
+			     pt_http_core_loc(r)->client_body_timeout);
 }

@@ -587,21 +587,31 @@ pt_tpl_eval(struct pt_http_request *r, const struct pt_tpl *t,
 	return PT_OK;
 }
 
+/*
+ * Values too long for dst are cut, never the literal text of the
+ * template: room is kept for every literal part still to come and for a
+ * '-' per variable, so that a line cut short still has its quotes and
+ * braces (a JSON log line stays valid JSON).
+ */
 size_t
 pt_tpl_eval_into(struct pt_http_request *r, const struct pt_tpl *t,
 		 char *dst, size_t cap, pt_escape_fn esc, size_t max_expand)
 {
-	size_t n = 0;
+	size_t n = 0, rest = 0;
 
 	if (t->nparts == 0) {
 		n = PT_MIN(t->text.len, cap);
 		memcpy(dst, t->text.data, n);
 		return n;
 	}
+	for (unsigned i = 0; i < t->nparts; i++)
+		rest += t->parts[i].lit.len + (t->parts[i].var != NULL);
 	for (unsigned i = 0; i < t->nparts; i++) {
 		const struct pt_tpl_part *part = &t->parts[i];
 		struct pt_str v = { NULL, 0 };
+		size_t room;
 
+		rest -= part->lit.len + (part->var != NULL);
 		if (n + part->lit.len > cap)
 			break;
 		memcpy(dst + n, part->lit.data, part->lit.len);
@@ -613,14 +623,15 @@ pt_tpl_eval_into(struct pt_http_request *r, const struct pt_tpl *t,
 				dst[n++] = '-';
 			continue;
 		}
+		room = cap - n > rest ? cap - n - rest : 0;
 		if (esc == NULL) {
-			size_t m = PT_MIN(v.len, cap - n);
+			size_t m = PT_MIN(v.len, room);
 			memcpy(dst + n, v.data, m);
 			n += m;
 			continue;
 		}
 		/* escaping grows text at most max_expand times */
-		v.len = PT_MIN(v.len, (cap - n) / max_expand);
+		v.len = PT_MIN(v.len, room / max_expand);
 		n += esc(dst + n, v.data, v.len);
 	}
 	return n;

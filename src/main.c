@@ -153,6 +153,8 @@ start(struct pt_master_opts *mo)
 	int inherited = getenv("PORTIER_INHERIT") != NULL;
 
 	pt_listen_inherit_init();
+	if (inherited)
+		mo->upgraded_from = getppid();
 	c = pt_cycle_load(&mo->cycle, 1);
 	if (c == NULL)
 		return 1;

@@ -144,15 +144,19 @@ static int
 master_start_workers(struct master *m)
 {
 	unsigned n = pt_cycle_workers(m->cycle);
+	int rc = PT_OK;
 
 	if (master_slots(m, n) != PT_OK)
 		return PT_ERROR;
 	for (unsigned i = 0; i < n; i++) {
 		m->slots[i].crashes = 0;
-		if (master_spawn(m, (int)i) != PT_OK)
-			return PT_ERROR;
+		/* a slot that could not fork is retried like a respawn */
+		if (master_spawn(m, (int)i) != PT_OK) {
+			m->slots[i].respawn_at = master_now() + 1000;
+			rc = PT_ERROR;
+		}
 	}
-	return PT_OK;
+	return rc;
 }
 
 /* Signal the workers; with generation 0, all of them. */
@@ -235,9 +239,11 @@ master_child_exited(struct master *m, pid_t pid, int status)
 		const char *pidf = m->cycle->core->pid_file;
 		char *old = master_oldbin(pidf);
 		pt_log(PT_LOG_NOTICE, 0,
-		       "new binary (pid %d) exited with status %d; restoring "
-		       "the pid file",
-		       (int)pid, status);
+		       "new binary (pid %d) exited %s %d; restoring the pid "
+		       "file",
+		       (int)pid, WIFSIGNALED(status) ? "on signal" : "with code",
+		       WIFSIGNALED(status) ? WTERMSIG(status)
+					   : WEXITSTATUS(status));
 		m->new_binary = 0;
 		if (old != NULL && m->pid_written && rename(old, pidf) < 0)
 			pt_log(PT_LOG_ERR, errno, "rename(\"%s\") failed", old);
@@ -269,13 +275,33 @@ master_respawn_due(struct master *m)
 			s->respawn_at = 0;
 			continue;
 		}
-		master_spawn(m, (int)i);
+		/* fork failed (it logged why): try again in a while, not in
+		 * a busy loop */
+		if (master_spawn(m, (int)i) != PT_OK)
+			s->respawn_at = now + 1000;
 	}
+}
+
+/*
+ * The reload changed pid_file: write the new one and remove the old, so
+ * that -s and the exit find it. Not while a new binary runs: the pid file
+ * is its own then, ours is <pid_file>.oldbin.
+ */
+static void
+master_pid_moved(struct master *m, struct pt_cycle *old, struct pt_cycle *nc)
+{
+	const char *from = old->core->pid_file, *to = nc->core->pid_file;
+
+	if (!m->pid_written || m->new_binary > 0 || strcmp(from, to) == 0)
+		return;
+	if (pt_pid_write(to, getpid()) == PT_OK)
+		pt_pid_remove(from, getpid());
 }
 
 static void
 master_reload(struct master *m)
 {
+	struct pt_cycle_opts o;
 	struct pt_cycle *nc;
 
 	if (m->no_workers && m->new_binary > 0) {
@@ -287,7 +313,11 @@ master_reload(struct master *m)
 		return;
 	}
 	pt_log(PT_LOG_NOTICE, 0, "reloading %s", m->o->cycle.conf_file);
-	nc = pt_cycle_load(&m->o->cycle, m->cycle->generation + 1);
+	/* at startup config errors go to the terminal; now the operator
+	 * reads them in the error log (which -F points at stderr) */
+	o = m->o->cycle;
+	o.to_stderr = 0;
+	nc = pt_cycle_load(&o, m->cycle->generation + 1);
 	if (nc == NULL) {
 		pt_log(PT_LOG_ERR, 0,
 		       "reload failed: keeping the current configuration");
@@ -300,6 +330,7 @@ master_reload(struct master *m)
 		return;
 	}
 	pt_cycle_use_log(nc);
+	master_pid_moved(m, m->cycle, nc);
 	pt_cycle_free(m->cycle);
 	m->cycle = nc;
 	m->no_workers = 0;
@@ -339,6 +370,18 @@ master_upgrade(struct master *m)
 		       (int)m->new_binary);
 		return;
 	}
+	/*
+	 * We are the new binary and the old master still runs (it is our
+	 * parent until it exits): renaming the pid file now would overwrite
+	 * its <pid_file>.oldbin and lose the way back (nginx refuses too).
+	 */
+	if (m->o->upgraded_from > 0 && getppid() == m->o->upgraded_from) {
+		pt_log(PT_LOG_WARN, 0,
+		       "upgrade refused: the old master (pid %d) still runs; "
+		       "QUIT it first",
+		       (int)m->o->upgraded_from);
+		return;
+	}
 	old = master_oldbin(pidf);
 	if (old == NULL)
 		return;
@@ -375,6 +418,24 @@ master_reopen(struct master *m)
 	master_signal_workers(m, SIGUSR1, m->cycle->generation, 0);
 }
 
+/*
+ * Shutting down: let go of the listening sockets, as the workers do, so
+ * that once they are all closed a new connection is refused at once
+ * instead of waiting in a backlog nobody will accept from. A new binary
+ * started by an upgrade holds its own descriptors of the same sockets.
+ */
+static void
+master_close_listeners(struct master *m)
+{
+	for (unsigned i = 0; i < m->cycle->nlisteners; i++) {
+		struct pt_listener *ls = &m->cycle->listeners[i];
+		if (ls->io.fd >= 0) {
+			close(ls->io.fd);
+			ls->io.fd = -1;
+		}
+	}
+}
+
 static void
 master_signal(struct master *m, int sig)
 {
@@ -386,6 +447,7 @@ master_signal(struct master *m, int sig)
 			m->terminating = 1;
 			m->kill_at = master_now() + MASTER_KILL_AFTER_MS;
 			master_signal_workers(m, SIGTERM, 0, 1);
+			master_close_listeners(m);
 		}
 		break;
 	case SIGQUIT:
@@ -393,6 +455,7 @@ master_signal(struct master *m, int sig)
 			pt_log(PT_LOG_NOTICE, 0, "graceful shutdown");
 			m->quitting = 1;
 			master_signal_workers(m, SIGQUIT, 0, 1);
+			master_close_listeners(m);
 		}
 		break;
 	case SIGHUP:
@@ -479,8 +542,11 @@ master_exit_cleanup(struct master *m)
 			pt_pid_remove(old, getpid());
 	}
 	free(old);
-	/* the unix socket files belong to whoever serves last */
-	if (m->new_binary > 0)
+	/* the unix socket files belong to whoever serves last: not us if a
+	 * new binary runs, nor if we are one and the old master still runs
+	 * (a rollback) */
+	if (m->new_binary > 0 ||
+	    (m->o->upgraded_from > 0 && getppid() == m->o->upgraded_from))
 		return;
 	for (unsigned i = 0; i < m->cycle->nlisteners; i++) {
 		struct pt_listener *ls = &m->cycle->listeners[i];

@@ -14,6 +14,7 @@ struct pt_master_opts {
 	char **argv;      /* a copy, for the upgrade's execve */
 	const char *exe;  /* absolute path of the binary as started */
 	int foreground;   /* -F */
+	pid_t upgraded_from; /* exec'ed by this master's USR2; else 0 */
 };
 
 /* Run the master with a loaded, opened cycle; returns the exit status. */

@@ -93,6 +93,17 @@ time_hms(const char **pp, const char *end, struct tm *tm)
 	return 0;
 }
 
+/* Days in month m (0-11) of year y. */
+static int
+time_mdays(int m, int y)
+{
+	static const unsigned char mdays[] = { 31, 28, 31, 30, 31, 30,
+					       31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return mdays[m] + (m == 1 && leap);
+}
+
 /* Days from 1970-01-01 to y-m-d (proleptic Gregorian), no TZ involved. */
 static int64_t
 time_days(int y, int m, int d)
@@ -152,8 +163,10 @@ pt_time_parse_http(const char *p, size_t len)
 	    end - p != 4 || memcmp(p, " GMT", 4) != 0)
 		return -1;
 done:
-	if (tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-	    tm.tm_min > 59 || tm.tm_sec > 60 || year < 1970)
+	/* a day the month does not have ("31 Nov", "29 Feb 2023") is
+	 * invalid, not silently moved into the next month */
+	if (tm.tm_mday < 1 || tm.tm_mday > time_mdays(tm.tm_mon, year) ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || year < 1970)
 		return -1;
 	return (time_t)(time_days(year, tm.tm_mon + 1, tm.tm_mday) * 86400 +
 			tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);

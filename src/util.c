@@ -45,7 +45,8 @@ pt_parse_uint(const char *p, size_t len, uint64_t max, uint64_t *out)
 		unsigned d = (unsigned char)p[i] - '0';
 		if (d > 9)
 			return PT_ERROR;
-		if (v > (max - d) / 10)
+		/* d > max first: max - d must not wrap around */
+		if (d > max || v > (max - d) / 10)
 			return PT_ERROR;
 		v = v * 10 + d;
 	}

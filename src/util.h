@@ -21,7 +21,10 @@ int pt_parse_size(const char *s, int64_t *out);
  */
 int pt_parse_duration(const char *s, int64_t *out_ms);
 
-/* Parse an unsigned decimal of at most maxdigits digits; PT_ERROR if not. */
+/*
+ * Parse len bytes at p as an unsigned decimal (digits only, at least one)
+ * of at most max. PT_OK, or PT_ERROR (syntax, above max).
+ */
 int pt_parse_uint(const char *p, size_t len, uint64_t max, uint64_t *out);
 
 #endif

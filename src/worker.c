@@ -89,6 +89,16 @@ worker_quit(struct pt_worker *w)
 		return;
 	pt_log(PT_LOG_INFO, 0, "gracefully shutting down");
 	pt_proc_set_title("portier: worker process is shutting down");
+	/*
+	 * Take what is already queued before letting go of the listeners:
+	 * with EPOLLEXCLUSIVE the kernel may have woken only this worker for
+	 * those connections (the QUIT came in the same batch), and the other
+	 * workers would not hear of them before another connection arrives.
+	 * They are served like any connection in flight.
+	 */
+	for (unsigned i = 0; i < c->nlisteners && w->accepting; i++)
+		if (c->listeners[i].io.fd >= 0)
+			pt_conn_accept(&c->listeners[i].io);
 	w->quitting = 1;
 	pt_worker_accept(w, 0);
 	for (unsigned i = 0; i < c->nlisteners; i++) {

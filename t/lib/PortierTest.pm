@@ -29,6 +29,7 @@ use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
 use Socket qw(SOL_SOCKET SO_REUSEADDR);
+use Socket ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 
@@ -160,22 +161,25 @@ sub can_connect {
 
 # Start portier in the foreground (daemon = false) as our child and wait
 # until the master wrote its pid file, every worker runs, and port 0
-# accepts.
+# accepts. Options: args (more arguments), workers (how many to wait
+# for), no_port (do not wait for port 0), bin (another binary), no_pid
+# (do not wait for the pid file: -F without pid_file).
 sub run {
 	my ($self, %opt) = @_;
 	my @args = ('-c', $self->conf_path, @{ $opt{args} // [] });
+	my $bin = $opt{bin} // binary();
 	unlink $self->pid_file;
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0) {
 		open STDOUT, '>>', "$self->{dir}/stdout.log" or die;
 		open STDERR, '>>', "$self->{dir}/stderr.log" or die;
-		exec(binary(), @args) or exit 127;
+		exec($bin, @args) or exit 127;
 	}
 	$self->{pid} = $pid;
 	my $workers = $opt{workers} // 1;
 	my $ok = wait_for(sub {
 		return 0 if waitpid($pid, WNOHANG) == $pid;
-		return 0 unless -s $self->pid_file;
+		return 0 unless $opt{no_pid} || -s $self->pid_file;
 		return 0 if @{ [ $self->worker_pids ] } < $workers;
 		return 1 if $opt{no_port};
 		return can_connect($self->port(0));
@@ -258,6 +262,122 @@ sub DESTROY {
 	my ($self) = @_;
 	local $?;
 	$self->stop if $self->{pid};
+	stop_pid($_) for @{ $self->{also_stop} // [] };
+	# whatever else still runs from this test's directory (a master that
+	# a failing upgrade test lost track of)
+	for my $stat (glob '/proc/[0-9]*/stat') {
+		my ($pid) = $stat =~ m{/proc/(\d+)/};
+		stop_pid($pid) if cmdline($pid) =~ m{^portier: master process .*\Q$self->{dir}/};
+	}
+}
+
+# ---- processes -----------------------------------------------------------
+
+# Stop pid at the end of the test too (a master started by an upgrade,
+# which is not our child).
+sub also_stop {
+	my ($self, $pid) = @_;
+	push @{ $self->{also_stop} }, $pid if $pid;
+}
+
+# QUIT, then TERM, then KILL a process that need not be our child.
+sub stop_pid {
+	my ($pid) = @_;
+	return unless $pid && alive($pid);
+	for my $sig (qw(QUIT TERM KILL)) {
+		kill $sig, $pid;
+		return if wait_exit($pid, $sig eq 'KILL' ? 5 : 10);
+	}
+}
+
+# Wait until pid has exited (a zombie counts as exited; our own child is
+# reaped). True if it did within timeout seconds.
+sub wait_exit {
+	my ($pid, $timeout) = @_;
+	return wait_for(sub {
+		waitpid($pid, WNOHANG);
+		return !alive($pid);
+	}, $timeout // 10);
+}
+
+# Fields of /proc/PID/stat after the command: (state, ppid, ...).
+sub proc_stat {
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/stat" or return ();
+	my $line = <$fh> // '';
+	close $fh;
+	$line =~ s/^\d+ \(.*\) // or return ();
+	return split ' ', $line;
+}
+
+sub ppid_of { (proc_stat($_[0]))[1] }
+
+# Real, effective, saved and filesystem uids of a process.
+sub uids_of {
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/status" or return ();
+	while (<$fh>) {
+		return split ' ', $1 if /^Uid:\s+(.*)$/;
+	}
+	return ();
+}
+
+# The pid in a pid file, or undef.
+sub read_pid {
+	my ($self, $file) = @_;
+	my $c = $self->read_file($file // $self->pid_file) // return undef;
+	return $c =~ /^(\d+)\n?\z/ ? $1 : undef;
+}
+
+# Inodes of the TCP sockets listening on 127.0.0.1:port (or any address
+# with that port if $any), from /proc/net/tcp.
+sub listen_inodes {
+	my ($port, $any) = @_;
+	my @inodes;
+	open my $fh, '<', '/proc/net/tcp' or return ();
+	while (<$fh>) {
+		my @f = split ' ';
+		next unless @f > 9 && $f[3] eq '0A';
+		my ($ip, $p) = split /:/, $f[1];
+		next unless hex($p) == $port;
+		next unless $any || $ip eq '0100007F';
+		push @inodes, $f[9];
+	}
+	close $fh;
+	return sort { $a <=> $b } @inodes;
+}
+
+# Inodes of the sockets a process has open, from /proc/PID/fd.
+sub socket_inodes_of {
+	my ($pid) = @_;
+	my %in;
+	opendir my $d, "/proc/$pid/fd" or return ();
+	for my $fd (readdir $d) {
+		my $l = readlink "/proc/$pid/fd/$fd" // next;
+		$in{$1} = 1 if $l =~ /^socket:\[(\d+)\]$/;
+	}
+	closedir $d;
+	return sort { $a <=> $b } keys %in;
+}
+
+# The master's children that are workers, waiting for exactly n of them
+# (a reload or respawn may be under way). Returns the pids, or () on
+# timeout.
+sub wait_workers {
+	my ($self, $n, $master, $timeout) = @_;
+	my @w;
+	wait_for(sub {
+		@w = grep { cmdline($_) eq 'portier: worker process' }
+			children($master // $self->{pid});
+		return @w == $n;
+	}, $timeout // 10) or return ();
+	return @w;
+}
+
+# Wait until the log file matches re; true if it did.
+sub wait_log {
+	my ($self, $re, $file, $timeout) = @_;
+	return wait_for(sub { $self->log_has($re, $file) }, $timeout // 10);
 }
 
 # ---- clients ---------------------------------------------------------------
@@ -396,6 +516,62 @@ sub pipeline {
 	}
 	close $s;
 	return @out;
+}
+
+# Start a download that the server can not finish at once: a small
+# receive buffer, and the caller reads at a bounded pace (slow_read). The
+# kernel lets the server buffer a few MB of it: use 8 MB or more. Returns
+# the socket; the request is sent (keep-alive, as browsers do).
+sub slow_get {
+	my ($self, $path, %opt) = @_;
+	socket(my $s, Socket::PF_INET(), Socket::SOCK_STREAM(), 0)
+		or die "socket: $!";
+	setsockopt($s, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 16384)
+		or die "setsockopt: $!";
+	connect($s, Socket::pack_sockaddr_in($opt{port} // $self->port(0),
+		Socket::inet_aton('127.0.0.1'))) or die "connect: $!";
+	syswrite($s, "GET $path HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	return $s;
+}
+
+# Read from s at about 4 MB/s (or with another pause between reads of
+# 16 KB, in seconds) until the buffer holds want bytes, EOF, or 10 s of
+# silence.
+sub slow_read {
+	my ($s, $buf, $want, $pace) = @_;
+	$pace //= 0.004;
+	my $sel = IO::Select->new($s);
+	while (length($$buf) < $want) {
+		last unless $sel->can_read(10);
+		my $n = sysread($s, $$buf, 16384, length $$buf);
+		last unless $n;
+		sleep($pace) if $pace;
+	}
+}
+
+# Head and body of a response in buf.
+sub split_response {
+	my ($buf) = @_;
+	my $i = index($buf, "\r\n\r\n");
+	return ('', '') if $i < 0;
+	return (substr($buf, 0, $i), substr($buf, $i + 4));
+}
+
+# Deterministic contents of n bytes (n a multiple of 4).
+sub test_data {
+	my ($n) = @_;
+	return join '', map { pack 'N', $_ * 2654435761 % 4294967296 }
+		0 .. $n / 4 - 1;
+}
+
+# What comes next on a socket within timeout seconds: "eof" (the server
+# closed, possibly with a reset), "data" (bytes came) or "timeout".
+sub next_event {
+	my ($s, $timeout) = @_;
+	my $sel = IO::Select->new($s);
+	return 'timeout' unless $sel->can_read($timeout // 5);
+	my $n = sysread($s, my $buf, 65536);
+	return $n ? 'data' : 'eof';
 }
 
 sub log_has {

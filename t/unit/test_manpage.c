@@ -1,0 +1,369 @@
+/*
+ * test_manpage.c: man/portier.conf.5 against the modules' tables, so the
+ * documentation cannot drift from the code (STYLE.md, "Docs").
+ *
+ *   - every setting of every compiled-in module has an ".It Ic NAME" entry,
+ *     once, whose value hint matches its type (duration, size, boolean,
+ *     number);
+ *   - every variable has an ".It Va $NAME" entry; a prefix variable
+ *     ($arg_NAME) is documented as "Va $arg_";
+ *   - the other way round, when every module of the source tree is
+ *     compiled in: every documented setting and variable exists;
+ *   - the tables themselves: names unique across modules, as conf.c's
+ *     lookup (first match wins) assumes.
+ * A failure lists every offending name at once.
+ *
+ * The page is read from the source tree (PT_SRCDIR), so a VPATH build
+ * finds it.
+ */
+#include "core.h"
+#include "http.h"
+#include "module.h"
+
+#include <check.h>
+#include <dirent.h>
+
+#define T_MAN       PT_SRCDIR "/man/portier.conf.5"
+#define T_MAX_ITEMS 512
+
+/* One name of an ".It" line: "Ic NAME" or "Va NAME". */
+struct t_item {
+	char kind[3]; /* "Ic" or "Va" */
+	char name[64];
+	const char *line; /* the whole .It line, for the value hint */
+	unsigned lineno;
+	unsigned used;
+};
+
+static char *t_text;
+static struct t_item t_items[T_MAX_ITEMS];
+static unsigned t_nitems;
+
+/* Read the page and collect the names of its ".It" lines. */
+static void
+t_read_man(void)
+{
+	FILE *f = fopen(T_MAN, "r");
+	long size;
+	unsigned lineno = 0;
+
+	ck_assert_msg(f != NULL, "cannot open %s", T_MAN);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	size = ftell(f);
+	ck_assert_int_gt(size, 0);
+	rewind(f);
+	t_text = malloc((size_t)size + 1);
+	ck_assert_ptr_nonnull(t_text);
+	ck_assert_uint_eq(fread(t_text, 1, (size_t)size, f), (size_t)size);
+	t_text[size] = '\0';
+	fclose(f);
+
+	t_nitems = 0;
+	for (char *line = t_text, *next; line != NULL; line = next) {
+		char *save = NULL, *tok, *prev = NULL, copy[512];
+
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		lineno++;
+		if (strncmp(line, ".It ", 4) != 0)
+			continue;
+		snprintf(copy, sizeof(copy), "%s", line);
+		for (tok = strtok_r(copy, " \t", &save); tok != NULL;
+		     prev = tok, tok = strtok_r(NULL, " \t", &save)) {
+			struct t_item *it;
+			size_t n;
+
+			if (prev == NULL || (strcmp(prev, "Ic") != 0 &&
+					     strcmp(prev, "Va") != 0))
+				continue;
+			ck_assert_uint_lt(t_nitems, T_MAX_ITEMS);
+			it = &t_items[t_nitems++];
+			memcpy(it->kind, prev, 3);
+			n = strcspn(tok, ",;");
+			snprintf(it->name, sizeof(it->name), "%.*s", (int)n,
+				 tok);
+			it->line = line;
+			it->lineno = lineno;
+			it->used = 0;
+		}
+	}
+}
+
+static void
+t_free_man(void)
+{
+	free(t_text);
+	t_text = NULL;
+}
+
+/* Append " <prefix><name>" to a report list. */
+static void
+t_note(char *list, size_t cap, const char *prefix, const char *name)
+{
+	size_t n = strlen(list);
+
+	snprintf(list + n, cap - n, " %s%s", prefix, name);
+}
+
+static unsigned
+t_count(const char *kind, const char *name)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < t_nitems; i++)
+		if (strcmp(t_items[i].kind, kind) == 0 &&
+		    strcmp(t_items[i].name, name) == 0) {
+			t_items[i].used++;
+			n++;
+		}
+	return n;
+}
+
+static const struct t_item *
+t_find(const char *kind, const char *name)
+{
+	for (unsigned i = 0; i < t_nitems; i++)
+		if (strcmp(t_items[i].kind, kind) == 0 &&
+		    strcmp(t_items[i].name, name) == 0)
+			return &t_items[i];
+	return NULL;
+}
+
+/* The value hint an entry of a setting of this type must show. */
+static const char *
+t_hint(unsigned type)
+{
+	switch (type) {
+	case PT_T_FLAG: return "Ar boolean";
+	case PT_T_INT: return "Ar number";
+	case PT_T_SIZE: return "Ar size";
+	case PT_T_DURATION: return "Ar duration";
+	default: return NULL;
+	}
+}
+
+/* Are all modules of the source tree compiled in? */
+static int
+t_all_modules(void)
+{
+	DIR *d = opendir(PT_SRCDIR "/modules");
+	struct dirent *e;
+	int all = 1;
+
+	ck_assert_msg(d != NULL, "cannot open %s", PT_SRCDIR "/modules");
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		char word[128];
+
+		if (n < 7 || strncmp(e->d_name, "mod_", 4) != 0 ||
+		    strcmp(e->d_name + n - 2, ".c") != 0)
+			continue;
+		snprintf(word, sizeof(word), " %.*s", (int)(n - 6),
+			 e->d_name + 4);
+		n = strlen(word);
+		for (const char *p = pt_module_names;; p += n) {
+			p = strstr(p, word);
+			if (p == NULL) {
+				all = 0;
+				break;
+			}
+			if (p[n] == ' ' || p[n] == '\0')
+				break;
+		}
+	}
+	closedir(d);
+	return all;
+}
+
+START_TEST(test_settings_documented)
+{
+	char missing[4096] = "", dup[1024] = "", hint[2048] = "";
+	unsigned nsettings = 0;
+
+	t_read_man();
+	for (unsigned m = 0; pt_modules[m] != NULL; m++) {
+		const struct pt_setting *s = pt_modules[m]->settings;
+		for (; s != NULL && s->name != NULL; s++) {
+			unsigned n = t_count("Ic", s->name);
+			const char *h = t_hint(s->type);
+			const struct t_item *it = t_find("Ic", s->name);
+
+			nsettings++;
+			if (n == 0)
+				t_note(missing, sizeof(missing), "", s->name);
+			else if (n > 1)
+				t_note(dup, sizeof(dup), "", s->name);
+			if (it != NULL && h != NULL &&
+			    strstr(it->line, h) == NULL)
+				t_note(hint, sizeof(hint), "", s->name);
+		}
+	}
+	ck_assert_uint_gt(nsettings, 20);
+	ck_assert_msg(missing[0] == '\0',
+		      "settings without \".It Ic NAME\" in %s:%s", T_MAN,
+		      missing);
+	ck_assert_msg(dup[0] == '\0', "settings documented twice:%s", dup);
+	ck_assert_msg(hint[0] == '\0',
+		      "settings whose entry does not show their type "
+		      "(\"Ar duration\", \"Ar size\", ...):%s",
+		      hint);
+	t_free_man();
+}
+END_TEST
+
+START_TEST(test_variables_documented)
+{
+	char missing[4096] = "", dup[1024] = "";
+	unsigned nvars = 0;
+
+	t_read_man();
+	for (unsigned m = 0; pt_modules[m] != NULL; m++) {
+		const struct pt_http_var *v = pt_modules[m]->vars;
+		for (; v != NULL && v->name != NULL; v++) {
+			char name[80];
+			unsigned n;
+
+			/* a prefix is documented "Va $arg_ Ns Ar NAME" */
+			snprintf(name, sizeof(name), "$%s", v->name);
+			n = t_count("Va", name);
+			nvars++;
+			if (n == 0)
+				t_note(missing, sizeof(missing), "", name);
+			else if (n > 1)
+				t_note(dup, sizeof(dup), "", name);
+		}
+	}
+	ck_assert_uint_gt(nvars, 20);
+	ck_assert_msg(missing[0] == '\0',
+		      "variables without \".It Va $NAME\" in %s:%s", T_MAN,
+		      missing);
+	ck_assert_msg(dup[0] == '\0', "variables documented twice:%s", dup);
+	t_free_man();
+}
+END_TEST
+
+/* What the page documents exists (when no module is left out). */
+START_TEST(test_documented_exist)
+{
+	char stale[2048] = "";
+
+	if (!t_all_modules()) {
+		fprintf(stderr,
+			"test_manpage: some modules are not compiled "
+			"in (%s): not checking that every documented "
+			"name exists\n",
+			pt_module_names);
+		return;
+	}
+	t_read_man();
+	for (unsigned i = 0; i < t_nitems; i++) {
+		const struct t_item *it = &t_items[i];
+		int found = 0;
+
+		for (unsigned m = 0; pt_modules[m] != NULL && !found; m++) {
+			if (strcmp(it->kind, "Ic") == 0) {
+				const struct pt_setting *s =
+					pt_modules[m]->settings;
+				for (; s && s->name && !found; s++)
+					found = strcmp(s->name, it->name) == 0;
+			} else {
+				const struct pt_http_var *v =
+					pt_modules[m]->vars;
+				for (; v && v->name && !found; v++)
+					found = it->name[0] == '$' &&
+						strcmp(v->name, it->name + 1) ==
+							0;
+			}
+		}
+		if (!found) {
+			char where[96];
+			snprintf(where, sizeof(where), "%s (line %u)", it->name,
+				 it->lineno);
+			t_note(stale, sizeof(stale), "", where);
+		}
+	}
+	ck_assert_msg(stale[0] == '\0', "%s documents what no module has:%s",
+		      T_MAN, stale);
+	t_free_man();
+}
+END_TEST
+
+/* conf.c gives a name to the first module that has it: names are unique. */
+START_TEST(test_tables_unique)
+{
+	char dup[1024] = "";
+
+	for (unsigned m = 0; pt_modules[m] != NULL; m++) {
+		const struct pt_setting *s = pt_modules[m]->settings;
+		for (; s != NULL && s->name != NULL; s++) {
+			for (unsigned k = 0; k <= m; k++) {
+				const struct pt_setting *o =
+					pt_modules[k]->settings;
+				for (; o != NULL && o->name != NULL && o != s;
+				     o++)
+					if (strcmp(o->name, s->name) == 0)
+						t_note(dup, sizeof(dup), "",
+						       s->name);
+			}
+			ck_assert_msg(s->scopes != 0, "%s: no scope", s->name);
+			ck_assert_msg(s->type != PT_T_CUSTOM || s->set != NULL,
+				      "%s: custom without a setter", s->name);
+		}
+		const struct pt_http_var *v = pt_modules[m]->vars;
+		for (; v != NULL && v->name != NULL; v++) {
+			ck_assert_ptr_nonnull(v->get);
+			for (unsigned k = 0; k <= m; k++) {
+				const struct pt_http_var *o =
+					pt_modules[k]->vars;
+				for (; o != NULL && o->name != NULL && o != v;
+				     o++)
+					if (strcmp(o->name, v->name) == 0)
+						t_note(dup, sizeof(dup), "$",
+						       v->name);
+			}
+		}
+	}
+	ck_assert_msg(dup[0] == '\0', "names defined twice:%s", dup);
+}
+END_TEST
+
+/* The reader itself: it sees names on shared lines and prefixes. */
+START_TEST(test_reader)
+{
+	t_read_man();
+	ck_assert_ptr_nonnull(t_find("Ic", "worker_processes"));
+	ck_assert_ptr_nonnull(t_find("Va", "$remote_port")); /* 2nd on line */
+	ck_assert_ptr_nonnull(t_find("Va", "$arg_"));
+	ck_assert_ptr_null(t_find("Ic", "default_server")); /* a Cm flag */
+	ck_assert_ptr_null(t_find("Ic", "worker_process"));
+	t_free_man();
+}
+END_TEST
+
+static Suite *
+t_suite(void)
+{
+	Suite *s = suite_create("manpage");
+	TCase *tc = tcase_create("all");
+
+	tcase_add_test(tc, test_reader);
+	tcase_add_test(tc, test_settings_documented);
+	tcase_add_test(tc, test_variables_documented);
+	tcase_add_test(tc, test_documented_exist);
+	tcase_add_test(tc, test_tables_unique);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(t_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
