@@ -45,7 +45,6 @@ struct static_range {
 };
 
 static unsigned static_index;
-static char static_not_allowed; /* r->ctx mark: 405 from this module */
 
 static int
 static_set_root(struct pt_conf *cf, const struct pt_setting *s,
@@ -532,7 +531,9 @@ static_handler(struct pt_http_request *r)
 	if (sc->root == NULL || r->uri.len == 0 || r->uri.data[0] != '/')
 		return PT_DECLINED;
 	if (!(r->h.method_id & (PT_HTTP_GET | PT_HTTP_HEAD))) {
-		r->ctx[static_index] = &static_not_allowed;
+		/* RFC 9110 section 15.5.6: a 405 lists what is allowed */
+		if (pt_http_add_header(r, "Allow", 5, "GET, HEAD", 9) != PT_OK)
+			return 500;
 		return 405;
 	}
 	rc = pt_http_discard_body(r);
@@ -587,31 +588,8 @@ static_handler(struct pt_http_request *r)
 	return static_file(r, sc, fd, &st, ext);
 }
 
-/*
- * The error page of a status drops the fields its handler set, but a 405
- * must carry Allow (RFC 9110 section 15.5.6): add it to the page of a
- * method this module refused.
- */
-static int
-static_header_filter(struct pt_http_request *r, unsigned next)
-{
-	if (r->out.status == 405 &&
-	    r->ctx[static_index] == &static_not_allowed) {
-		const struct pt_http_out_header *h = r->out.headers;
-		while (h != NULL && !(h->name.len == 5 &&
-				      pt_strncasecmp(h->name.data, "Allow",
-						     5) == 0))
-			h = h->next;
-		if (h == NULL &&
-		    pt_http_add_header(r, "Allow", 5, "GET, HEAD", 9) != PT_OK)
-			return PT_ERROR;
-	}
-	return pt_http_next_header_filter(r, next);
-}
-
 static const struct pt_hook static_hooks[] = {
 	{ PT_PHASE_CONTENT, 1000, static_handler, NULL, NULL },
-	{ PT_FILTER_HEADER, 500, NULL, static_header_filter, NULL },
 	{ 0, 0, NULL, NULL, NULL }
 };
 

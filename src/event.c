@@ -261,14 +261,15 @@ loop_dispatch(struct epoll_event *ev)
 		/* let the handlers see the condition through read/write */
 		e |= EPOLLIN | EPOLLOUT;
 	}
-	if ((e & EPOLLIN) && io->on_read != NULL) {
+	/* both flags first: a read handler may answer at once */
+	if (e & EPOLLIN)
 		io->readable = 1;
-		io->on_read(io);
-	}
-	if ((e & EPOLLOUT) && !io->closed && io->on_write != NULL) {
+	if (e & EPOLLOUT)
 		io->writable = 1;
+	if ((e & EPOLLIN) && io->on_read != NULL)
+		io->on_read(io);
+	if ((e & EPOLLOUT) && !io->closed && io->on_write != NULL)
 		io->on_write(io);
-	}
 }
 
 int

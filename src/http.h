@@ -41,6 +41,7 @@ struct pt_conn {
 	struct pt_conn *prev, *next;     /* worker's idle or active list */
 
 	/* the header buffer; NULL while idle */
+	struct pt_http_scan scan; /* how far the head in buf was scanned */
 	char *buf;
 	uint32_t buf_size, buf_pos, buf_last;
 	uint32_t nrequests;
@@ -121,6 +122,7 @@ struct pt_http_main_conf {
 	unsigned nvars;
 	struct pt_http_mime *mime;
 	const char *mime_types;
+	const config_setting_t *mime_types_node;
 };
 
 struct pt_http_srv_conf {
@@ -289,6 +291,9 @@ void pt_http_init_conn(struct pt_conn *c);
  * special response, or a close if the head was already sent).
  */
 void pt_http_finalize(struct pt_http_request *r, int rc);
+
+/* Whether the connection stays usable after an error status. */
+int pt_http_status_keeps_conn(int status);
 
 /* The response of a status with no handler: error page or redirect. */
 int pt_http_special_response(struct pt_http_request *r, int status);

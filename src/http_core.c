@@ -38,6 +38,8 @@ static int core_set_listen(struct pt_conf *, const struct pt_setting *,
 			   const config_setting_t *, void *);
 static int core_set_names(struct pt_conf *, const struct pt_setting *,
 			  const config_setting_t *, void *);
+static int core_set_mime_types(struct pt_conf *, const struct pt_setting *,
+			       const config_setting_t *, void *);
 
 #define SRV(f) offsetof(struct pt_http_srv_conf, f)
 #define LOC(f) offsetof(struct pt_http_loc_conf, f)
@@ -46,7 +48,7 @@ static const struct pt_setting core_settings[] = {
 	{ "servers", PT_T_CUSTOM, PT_SCOPE_MAIN, PT_STORE_MAIN, 0,
 	  core_set_servers, NULL },
 	{ "mime_types", PT_T_STRING, PT_SCOPE_MAIN, PT_STORE_MAIN,
-	  MAIN(mime_types), NULL, NULL },
+	  MAIN(mime_types), core_set_mime_types, NULL },
 	{ "listen", PT_T_STRLIST, PT_SCOPE_SERVER, PT_STORE_SRV, SRV(listen),
 	  core_set_listen, NULL },
 	{ "server_name", PT_T_STRLIST, PT_SCOPE_SERVER, PT_STORE_SRV,
@@ -333,6 +335,16 @@ core_set_listen(struct pt_conf *cf, const struct pt_setting *s,
 	struct pt_http_srv_conf *sc = conf;
 
 	sc->listen_node = node;
+	return pt_conf_set_generic(cf, s, node, conf);
+}
+
+static int
+core_set_mime_types(struct pt_conf *cf, const struct pt_setting *s,
+		    const config_setting_t *node, void *conf)
+{
+	struct pt_http_main_conf *mc = conf;
+
+	mc->mime_types_node = node; /* for errors found when it is read */
 	return pt_conf_set_generic(cf, s, node, conf);
 }
 
@@ -731,7 +743,8 @@ core_build_names(struct pt_conf *cf, struct core_addr *ca,
 		else
 			ha->names[j++] = ha->names[i];
 	}
-	qsort(ha->names, ha->nnames - nregex, sizeof(*ha->names),
+	if (ha->nnames > nregex)
+		qsort(ha->names, ha->nnames - nregex, sizeof(*ha->names),
 	      core_name_cmp);
 	if (nregex)
 		memcpy(ha->names + ha->nnames - nregex, regex,

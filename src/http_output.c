@@ -153,6 +153,25 @@ pt_http_add_header(struct pt_http_request *r, const char *name, size_t nlen,
 #define OUT_PUT(p, s, n) (memcpy((p), (s), (n)), (p) += (n))
 #define OUT_LIT(p, lit) OUT_PUT(p, lit, sizeof(lit) - 1)
 
+/*
+ * After these errors the connection stays usable; after the others (a
+ * bad head, a body that was not read, a server failure) it is closed.
+ */
+int
+pt_http_status_keeps_conn(int status)
+{
+	if (status < 400)
+		return 1;
+	switch (status) {
+	case 401: case 403: case 404: case 405: case 406: case 409:
+	case 410: case 412: case 415: case 416: case 421: case 422:
+	case 428: case 429: case 451:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int
 out_has_body(int status)
 {
@@ -462,22 +481,29 @@ pt_http_special_response(struct pt_http_request *r, int status)
 	char *body;
 	size_t blen;
 
-	if (st == NULL) {
-		st = "500 Internal Server Error";
-		stlen = strlen(st);
+	if (status < 100 || status > 599) {
+		pt_http_log(r, PT_LOG_ERR, 0, "invalid status %d", status);
 		status = 500;
+		st = pt_http_status_text(status, &stlen);
+	} else if (st == NULL) {
+		/* a status without a reason phrase we know: the code alone */
+		char *code = pt_psprintf(r->pool, "%03d", status);
+		if (code == NULL)
+			return PT_ERROR;
+		st = code;
+		stlen = 3;
 	}
 	r->out.status = status;
 	r->error_page = 1;
-	/* drop what a handler prepared for the response it did not send */
-	r->out.headers = NULL;
-	r->out.tail = &r->out.headers;
+	/*
+	 * Drop what describes a representation the handler did not send;
+	 * keep the fields it added for this answer (Allow on a 405,
+	 * WWW-Authenticate on a 401, Retry-After on a 503).
+	 */
 	r->out.etag.len = 0;
 	r->out.content_range.len = 0;
 	r->out.last_modified = -1;
-	if (status >= 400 && !(status == 404 || status == 405 ||
-			       status == 403 || status == 416 ||
-			       status == 412 || status == 401))
+	if (!pt_http_status_keeps_conn(status))
 		r->keepalive = 0;
 	if (status == 416 && r->out.content_length >= 0) {
 		char *cr = pt_psprintf(r->pool, "bytes */%lld",

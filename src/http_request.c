@@ -407,6 +407,37 @@ http_set_uri(struct pt_http_request *r, int *rc)
 	}
 }
 
+/* The methods the server as a whole knows, for Allow. */
+static const char http_allow[] = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
+
+/*
+ * "OPTIONS *" asks about the server, not a resource (RFC 9110 section
+ * 9.3.7): the core answers it, no location is involved.
+ */
+static void
+http_options_asterisk(struct pt_http_request *r)
+{
+	struct pt_chain *cl;
+	int rc = pt_http_discard_body(r);
+
+	if (rc != PT_OK) {
+		pt_http_finalize(r, rc);
+		return;
+	}
+	r->out.status = 200;
+	r->out.content_length = 0;
+	if (pt_http_add_header(r, "Allow", 5, http_allow,
+			       sizeof(http_allow) - 1) != PT_OK ||
+	    pt_http_send_header(r) != PT_OK ||
+	    (cl = pt_chain_mem(r->pool, "", 0)) == NULL) {
+		pt_http_finalize(r, PT_ERROR);
+		return;
+	}
+	cl->buf->last_buf = 1;
+	pt_http_finalize(r, pt_http_output(r, cl) == PT_ERROR ? PT_ERROR
+							  : PT_DONE);
+}
+
 static void
 http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 {
@@ -444,8 +475,14 @@ http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 		rc = pt_http_check_host(&r->h);
 	if (rc == PT_OK)
 		http_set_uri(r, &rc);
-	if (rc == PT_OK && (r->h.method_id & (PT_HTTP_CONNECT | PT_HTTP_TRACE)))
-		rc = 405;
+	if (rc == PT_OK && (r->h.method_id & (PT_HTTP_CONNECT | PT_HTTP_TRACE))) {
+		/* not a forward proxy, and TRACE only serves cross-site
+		 * tracing; RFC 9110 section 15.5.6 wants Allow on a 405 */
+		rc = pt_http_add_header(r, "Allow", 5, http_allow,
+					sizeof(http_allow) - 1) == PT_OK
+			     ? 405
+			     : 500;
+	}
 	if (rc != PT_OK) {
 		pt_http_log(r, PT_LOG_INFO, 0, "rejected request: %d", rc);
 		r->keepalive = 0;
@@ -460,6 +497,10 @@ http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 		pt_http_chunked_init(&r->body.chunked, 4096,
 				     (size_t)http_default_srv(c)
 					     ->large_header_buffer);
+	if (r->h.target_form == PT_TARGET_ASTERISK) {
+		http_options_asterisk(r);
+		return;
+	}
 	pt_http_run_phases(r);
 }
 
@@ -480,7 +521,10 @@ http_try_head(struct pt_conn *c, struct pt_http_scan *scan)
 	if (rc == PT_AGAIN)
 		return PT_AGAIN;
 	if (rc == PT_OK) {
-		http_process_head(c, scan);
+		struct pt_http_scan done = *scan;
+		/* the next head (pipelined or not) is scanned from its start */
+		memset(scan, 0, sizeof(*scan));
+		http_process_head(c, &done);
 		return PT_OK;
 	}
 	pt_conn_log(c, PT_LOG_INFO, 0, "invalid request head: %d", rc);
@@ -515,12 +559,12 @@ http_read_head(struct pt_io *io)
 	struct pt_conn *c = (struct pt_conn *)io;
 	const struct pt_http_srv_conf *sc = http_default_srv(c);
 	size_t head_max = (size_t)sc->large_header_buffer * 4;
-	struct pt_http_scan scan;
 
-	memset(&scan, 0, sizeof(scan));
-	/* bytes already here (pipelined) are scanned before reading */
+	/* bytes already here (pipelined) are scanned before reading; the
+	 * scan resumes where the last read left it, so a head that trickles
+	 * in costs one pass in all, not one per read */
 	if (c->buf != NULL && c->buf_last > c->buf_pos &&
-	    http_try_head(c, &scan) == PT_OK)
+	    http_try_head(c, &c->scan) == PT_OK)
 		return;
 	for (;;) {
 		size_t room;
@@ -568,14 +612,14 @@ http_read_head(struct pt_io *io)
 				continue;
 			}
 			/* the next request begins; buf_pos may have moved */
-			memset(&scan, 0, sizeof(scan));
+			memset(&c->scan, 0, sizeof(c->scan));
 			c->keepalive = 0;
 			pt_conn_set_idle(c, 0);
 			c->head_timer = 1;
 			pt_timer_add(&c->w->loop, &c->timer,
 				     sc->client_header_timeout);
 		}
-		if (http_try_head(c, &scan) == PT_OK)
+		if (http_try_head(c, &c->scan) == PT_OK)
 			return;
 		if (!io->readable)
 			return;

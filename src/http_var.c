@@ -500,9 +500,13 @@ pt_tpl_compile(struct pt_conf *cf, const config_setting_t *node,
 	const char *p, *lit;
 
 	memset(out, 0, sizeof(*out));
-	for (p = s; *p; p++)
-		if (p[0] == '$' && var_is_name((unsigned char)p[1]))
+	/* parts end at a variable or at "$$", which stands for one '$' */
+	for (p = s; *p; p++) {
+		if (p[0] == '$' && (p[1] == '$' || var_is_name((unsigned char)p[1]))) {
 			nparts++;
+			p += p[1] == '$';
+		}
+	}
 	out->text.data = pt_pstrdup(cf->pool, s);
 	out->text.len = strlen(s);
 	if (out->text.data == NULL)
@@ -517,6 +521,14 @@ pt_tpl_compile(struct pt_conf *cf, const config_setting_t *node,
 		const char *name;
 		struct pt_tpl_part *part;
 
+		if (p[0] == '$' && p[1] == '$') {
+			part = &out->parts[k++];
+			part->lit.data = lit;
+			part->lit.len = (size_t)(p + 1 - lit); /* keep one '$' */
+			p += 2;
+			lit = p;
+			continue;
+		}
 		if (!(p[0] == '$' && var_is_name((unsigned char)p[1]))) {
 			p++;
 			continue;
@@ -530,7 +542,9 @@ pt_tpl_compile(struct pt_conf *cf, const config_setting_t *node,
 		part->var = pt_http_var_find(NULL, name, (size_t)(p - name),
 					     &part->arg);
 		if (part->var == NULL) {
-			pt_conf_error(cf, node, "unknown variable \"$%.*s\"",
+			pt_conf_error(cf, node,
+				      "unknown variable \"$%.*s\" (write $$ "
+				      "for a literal '$')",
 				      (int)(p - name), name);
 			return PT_ERROR;
 		}

@@ -138,20 +138,23 @@ pt_http_mime_load(struct pt_conf *cf, struct pt_http_main_conf *mc)
 		return PT_OK;
 	}
 	if (f == NULL) {
-		pt_conf_error(cf, NULL, "\"mime_types\": cannot open %s: %s",
+		pt_conf_error(cf, mc->mime_types_node,
+			      "\"mime_types\": cannot open %s: %s",
 			      path, strerror(errno));
 		return PT_ERROR;
 	}
 	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 ||
 	    size > 16 * 1024 * 1024 || fseek(f, 0, SEEK_SET) != 0) {
 		fclose(f);
-		pt_conf_error(cf, NULL, "\"mime_types\": cannot read %s", path);
+		pt_conf_error(cf, mc->mime_types_node,
+			      "\"mime_types\": cannot read %s", path);
 		return PT_ERROR;
 	}
 	text = pt_pnalloc(cf->pool, (size_t)size + 1);
 	if (text == NULL || fread(text, 1, (size_t)size, f) != (size_t)size) {
 		fclose(f);
-		pt_conf_error(cf, NULL, "\"mime_types\": cannot read %s", path);
+		pt_conf_error(cf, mc->mime_types_node,
+			      "\"mime_types\": cannot read %s", path);
 		return PT_ERROR;
 	}
 	fclose(f);

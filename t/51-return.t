@@ -155,11 +155,10 @@ is($r->{body}, "back soon\n", '503 with a text: body');
 $r = $t->get('/418text');
 is($r->{status}, 418, '418 with a text: 418');
 is($r->{body}, 'short and stout', '418 with a text: body');
-TODO: {
-	local $TODO = 'pt_http_special_response() answers 500 for a code '
-		. 'it has no reason phrase for (http_output.c)';
-	is($t->get('/418')->{status}, 418, '418 without a text: error page');
-}
+$r = $t->get('/418');
+is($r->{status}, 418, '418 without a text: the code itself');
+like($r->{raw}, qr{^HTTP/1\.1 418 \r\n}, '418: empty reason phrase');
+like($r->{body}, qr{<title>418</title>}, '418: error page with the code');
 
 # ---- server level and location level ------------------------------------
 

@@ -13,9 +13,6 @@
  * http_core.c is included (h2o style) to reach the static
  * core_find_server(); libportier.a's http_core.o is then not linked.
  *
- * Tests of behaviour believed wrong, whose fix belongs to another file,
- * are in the tcase "known_bugs", run only with PT_TEST_KNOWN_BUGS=1: once
- * the fix is in, move the test to "load".
  */
 #include "../../src/http_core.c"
 
@@ -545,10 +542,10 @@ static const struct {
 	/* return */
 	{ "servers = ( { listen = \"127.0.0.1:8080\";\n"
 	  "  return = \"200 hello $nosuch\"; } );\n",
-	  "portier: @F:2: unknown variable \"$nosuch\"\n" },
+	  "portier: @F:2: unknown variable \"$nosuch\" (write $$ for a literal '$')\n" },
 	{ "servers = ( { listen = \"127.0.0.1:8080\";\n"
 	  "  return = \"302 /$http_\"; } );\n",
-	  "portier: @F:2: unknown variable \"$http_\"\n" },
+	  "portier: @F:2: unknown variable \"$http_\" (write $$ for a literal '$')\n" },
 	{ "servers = ( { listen = \"127.0.0.1:8080\";\n"
 	  "  return = \"abc\"; } );\n",
 	  "portier: @F:2: \"return\" expects \"CODE [text or target]\" with "
@@ -609,7 +606,7 @@ static const struct {
 	  "range (1ms..9223372036854775807ms)\n" },
 	{ "access_log = { path = \"a.log\"; format = \"$x $status\"; "
 	  "};\n" T_SRV,
-	  "portier: @F:1: unknown variable \"$x\"\n" },
+	  "portier: @F:1: unknown variable \"$x\" (write $$ for a literal '$')\n" },
 	{ "access_log = 1;\n" T_SRV,
 	  "portier: @F:1: \"access_log\" expects \"off\", a path, or a group "
 	  "{ path; format; buffer; flush; }\n" },
@@ -1392,7 +1389,12 @@ static const struct {
 	{ "$uri?$args", "q=1", "/p?q=1" },
 	{ "cost $ 5", "", "cost $ 5" }, /* '$' + non-name: literal */
 	{ "100$", "", "100$" },
-	{ "$$arg_a", "a=1", "$1" },
+	{ "$$arg_a", "a=1", "$arg_a" }, /* "$$" is a literal '$' */
+	{ "$$$arg_a", "a=1", "$1" },
+	{ "cost $$5", "", "cost $5" },
+	{ "a$$", "", "a$" },
+	{ "$$$$", "", "$$" },
+	{ "$$", "", "$" },
 	{ "a$-b", "", "a$-b" },
 	{ "${x}", "", "${x}" }, /* no braces syntax */
 	{ "$5", NULL, NULL },
@@ -1465,7 +1467,7 @@ START_TEST(test_tpl_errors)
 			 "  return = \"200 %s\"; } );\n",
 			 t_tpls[i].tpl);
 		snprintf(want, sizeof(want),
-			 "portier: @F:2: unknown variable \"%.*s\"\n",
+			 "portier: @F:2: unknown variable \"%.*s\" (write $$ for a literal '$')\n",
 			 (int)n + 1, p);
 		t_fails(conf, want);
 	}
@@ -1540,7 +1542,7 @@ END_TEST
 
 /* mime.c: an unreadable mime_types file is reported without the file and
  * line of the setting (STYLE.md: config errors always carry them). */
-START_TEST(test_bug_mime_types_position)
+START_TEST(test_mime_types_position)
 {
 	t_fails("mime_types = \"no-such.types\";\n" T_SRV,
 		"portier: @F:1: \"mime_types\": cannot open "
@@ -1552,7 +1554,7 @@ static Suite *
 t_suite(void)
 {
 	Suite *s = suite_create("conf");
-	TCase *tc = tcase_create("load"), *tb;
+	TCase *tc = tcase_create("load");
 
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
 	tcase_set_timeout(tc, 60);
@@ -1576,13 +1578,8 @@ t_suite(void)
 	tcase_add_test(tc, test_tpl_errors);
 	tcase_add_test(tc, test_tpl_many_parts);
 	tcase_add_test(tc, test_server_name_var);
+	tcase_add_test(tc, test_mime_types_position);
 	suite_add_tcase(s, tc);
-	if (getenv("PT_TEST_KNOWN_BUGS") != NULL) {
-		tb = tcase_create("known_bugs");
-		tcase_add_checked_fixture(tb, t_setup, t_teardown);
-		tcase_add_test(tb, test_bug_mime_types_position);
-		suite_add_tcase(s, tb);
-	}
 	return s;
 }
 
