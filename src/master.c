@@ -105,16 +105,16 @@ master_slots(struct master *m, unsigned n)
 }
 
 static void
-master_child_main(struct master *m, int slot)
+master_child_main(struct master *m, int slot, pid_t master)
 {
 	close(m->sigfd);
-	pt_worker_run(m->cycle, slot);
+	pt_worker_run(m->cycle, slot, master);
 }
 
 static int
 master_spawn(struct master *m, int slot)
 {
-	pid_t pid;
+	pid_t pid, self = getpid();
 
 	if (m->nchildren == MASTER_MAX_CHILDREN) {
 		pt_log(PT_LOG_CRIT, 0, "too many children");
@@ -126,7 +126,7 @@ master_spawn(struct master *m, int slot)
 		return PT_ERROR;
 	}
 	if (pid == 0)
-		master_child_main(m, slot);
+		master_child_main(m, slot, self);
 	m->children[m->nchildren++] = (struct master_child){
 		.pid = pid,
 		.slot = slot,

@@ -162,8 +162,12 @@ worker_signals(struct pt_worker *w)
 	if (w->sig.fd < 0)
 		return PT_ERROR;
 	w->sig.on_read = worker_signal;
-	/* the master going away must not leave orphans serving */
+	/* the master going away must not leave orphans serving; if it
+	 * went before prctl() took effect, quit as the signal would have
+	 * made us (it is blocked: the signalfd reads it) */
 	prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
+	if (getppid() != w->master)
+		kill(getpid(), SIGQUIT);
 	return pt_io_add(&w->loop, &w->sig);
 }
 
@@ -222,7 +226,7 @@ worker_init(struct pt_worker *w)
 }
 
 void
-pt_worker_run(struct pt_cycle *cycle, int slot)
+pt_worker_run(struct pt_cycle *cycle, int slot, pid_t master)
 {
 	static struct pt_worker w;
 	char role[32];
@@ -232,6 +236,7 @@ pt_worker_run(struct pt_cycle *cycle, int slot)
 	pt_proc_set_title("portier: worker process");
 	w.cycle = cycle;
 	w.slot = slot;
+	w.master = master;
 	w.max_conns = (unsigned)cycle->core->worker_connections;
 	cycle->worker_ctx = &w;
 	pt_time_update();

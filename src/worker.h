@@ -8,6 +8,8 @@
 #include "core.h"
 #include "event.h"
 
+#include <sys/types.h>
+
 struct pt_cycle;
 struct pt_conn;
 
@@ -15,6 +17,7 @@ struct pt_worker {
 	struct pt_cycle *cycle;
 	struct pt_loop loop;
 	int slot;
+	pid_t master;        /* the parent: its death makes us quit */
 	unsigned nconns;     /* open client connections */
 	unsigned max_conns;  /* worker_connections */
 	struct pt_conn *free_conns;
@@ -30,8 +33,9 @@ struct pt_worker {
 	unsigned log_flush_due : 1;
 };
 
-/* Run a worker for slot in the forked child; never returns. */
-PT_NORETURN void pt_worker_run(struct pt_cycle *cycle, int slot);
+/* Run a worker for slot in the child that master forked; never returns. */
+PT_NORETURN void pt_worker_run(struct pt_cycle *cycle, int slot,
+			       pid_t master);
 
 /* ---- connections (conn.c) ---------------------------------------------- */
 

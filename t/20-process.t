@@ -178,7 +178,7 @@ sub ping_ok {
 
 # ---- graceful (QUIT) and fast (TERM) shutdown with a download in flight ------
 
-my $SIZE = 8 * 1024 * 1024;
+my $SIZE = PortierTest::inflight_size();
 my $big = PortierTest::test_data($SIZE);
 
 {

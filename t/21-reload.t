@@ -90,8 +90,21 @@ is(body_of($t), 'two', 'the old config still serves');
 is(body_of($t, $t->port(1)), 'two', 'on all its ports');
 is_deeply([$t->wait_workers(2)], \@new, 'same workers');
 close $taken;
-$t->write_file('portier.conf', $good);
-$t->stop;
+
+# pid_file moved by a reload: the new one is written, the old removed,
+# and -s with the new config finds the master
+my $m = $t->master_pid;
+(my $moved = $good) =~ s{^pid_file = .*$}{pid_file = "@{[$t->dir]}/moved.pid";}m;
+$t->write_file('portier.conf', $moved);
+$t->signal('HUP');
+ok(PortierTest::wait_for(sub { ($t->read_pid($t->dir . '/moved.pid') // 0) == $m }),
+	'HUP with a new pid_file: written');
+ok(!-e $t->pid_file, 'HUP with a new pid_file: the old one removed');
+my ($rc, undef, $err) = $t->run_cmd('-c', $conf, '-s', 'quit');
+is($rc, 0, 'HUP with a new pid_file: -s finds the master') or diag($err);
+ok(PortierTest::wait_exit($m), 'which quits');
+$t->{pid} = undef unless PortierTest::alive($m);
+ok(!-e $t->dir . '/moved.pid', 'and removes the new pid file');
 
 # ---- reloads under continuous load --------------------------------------------
 
@@ -107,9 +120,9 @@ servers = ( { listen = "127.0.0.1:%%PORT_0%%";
                 { path = "/huge"; root = "%%DIR%%/www"; } ); } );
 EOF
 };
-my $big = join '', map { pack 'N', $_ * 2654435761 % 4294967296 } 0 .. 262143;
+my $big = PortierTest::test_data(1 << 20);
 $t->write_file('www/big', $big);
-my $huge = PortierTest::test_data(8 << 20);
+my $huge = PortierTest::test_data(PortierTest::inflight_size());
 $t->write_file('www/huge', $huge);
 $t->config($conf_n->('r0'))->run(workers => 2);
 # quick requests on both kinds of connections, and a slow download that

@@ -64,7 +64,7 @@ EOF
 }
 
 my $big = PortierTest::test_data(1 << 20);
-my $huge = PortierTest::test_data(8 << 20);
+my $huge = PortierTest::test_data(PortierTest::inflight_size());
 
 # A download begun now and stalled: the worker serving it must finish it
 # whatever signal comes meanwhile (finish_download checks).

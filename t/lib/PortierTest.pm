@@ -46,6 +46,7 @@ sub new {
 			CLEANUP => !$ENV{TEST_KEEP}),
 		ports => [],
 		pid => undef,
+		owner => $$,
 		%opt,
 	}, $class;
 	# workers run as nobody when the tests run as root: let them read
@@ -262,6 +263,8 @@ sub DESTROY {
 	my ($self) = @_;
 	local $?;
 	$self->stop if $self->{pid};
+	# not in a child the test forked (a client, a backend)
+	return if ($self->{owner} // $$) != $$;
 	stop_pid($_) for @{ $self->{also_stop} // [] };
 	# whatever else still runs from this test's directory (a master that
 	# a failing upgrade test lost track of)
@@ -557,11 +560,25 @@ sub split_response {
 	return (substr($buf, 0, $i), substr($buf, $i + 4));
 }
 
-# Deterministic contents of n bytes (n a multiple of 4).
+# Deterministic contents of n bytes (n a multiple of 64 KB): blocks of
+# pseudo-random words, each block numbered, so a byte out of place shows.
 sub test_data {
 	my ($n) = @_;
-	return join '', map { pack 'N', $_ * 2654435761 % 4294967296 }
-		0 .. $n / 4 - 1;
+	my $block = join '', map { pack 'N', $_ * 2654435761 % 4294967296 }
+		1 .. 16383;
+	return join '', map { pack('N', $_) . $block } 0 .. $n / 65536 - 1;
+}
+
+# A size for a download that the server can not hand to the kernel at
+# once: the socket send buffer may grow to tcp_wmem's maximum, so that
+# plus 4 MB (and at least 8 MB).
+sub inflight_size {
+	open my $fh, '<', '/proc/sys/net/ipv4/tcp_wmem' or return 8 << 20;
+	my (undef, undef, $max) = split ' ', <$fh> // '';
+	close $fh;
+	my $n = ($max // 0) + (4 << 20);
+	$n = 8 << 20 if $n < (8 << 20);
+	return $n - $n % 65536;
 }
 
 # What comes next on a socket within timeout seconds: "eof" (the server
