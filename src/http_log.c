@@ -21,6 +21,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define LOG_LINE_MAX 8192
@@ -361,7 +362,10 @@ log_open(struct pt_cycle *c, struct log_file *f)
 	if (f->fd < 0) {
 		f->fd = fd;
 	} else {
-		dup2(fd, f->fd);
+		/* dup3, not dup2: the fd must stay close-on-exec, or it
+		 * leaks into the binary an upgrade executes */
+		if (dup3(fd, f->fd, O_CLOEXEC) < 0)
+			pt_log(PT_LOG_ERR, errno, "reopening \"%s\"", f->path);
 		close(fd);
 	}
 	return PT_OK;

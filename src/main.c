@@ -176,11 +176,12 @@ start(struct pt_master_opts *mo)
 int
 main(int argc, char **argv)
 {
-	struct pt_master_opts mo;
+	/* static: what it points to lives as long as the process, and
+	 * LeakSanitizer sees it is still referenced at exit */
+	static struct pt_master_opts mo;
 	const char *signame = NULL;
 	int opt, test = 0;
 
-	memset(&mo, 0, sizeof(mo));
 	mo.argv = copy_argv(argc, argv);
 	mo.exe = exe_path(argv[0]);
 	if (mo.argv == NULL || mo.exe == NULL) {

@@ -324,12 +324,8 @@ EOF
 			glob "/proc/$new/fd/*";
 	};
 	is($count->('error.log'), 1, 'the new master has its own error log only');
-	TODO: {
-		local $TODO = 'http_log.c: log_open() reopens with dup2(), '
-			. 'which drops FD_CLOEXEC';
-		is($count->('access.log'), 1,
-			'the new master has its own access log only');
-	}
+	is($count->('access.log'), 1,
+		'the new master has its own access log only');
 	$t->signal('QUIT', $new);
 	ok(PortierTest::wait_exit($new), 'the new master quits');
 	ok(PortierTest::wait_for(sub { ($t->read_pid // 0) == $m }),

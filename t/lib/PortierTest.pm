@@ -30,8 +30,13 @@ use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
 use Socket qw(SOL_SOCKET SO_REUSEADDR);
 use Socket ();
+use Scalar::Util qw(weaken);
 use Test::More;
 use Time::HiRes qw(time sleep);
+
+# Every harness of this test script, to check their logs at the end.
+our @INSTANCES;
+our $MAIN_PID = $$;
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 
@@ -52,7 +57,45 @@ sub new {
 	# workers run as nobody when the tests run as root: let them read
 	chmod 0755, $self->{dir};
 	diag("test dir: $self->{dir}") if $ENV{TEST_KEEP};
+	push @INSTANCES, $self;
+	weaken($INSTANCES[-1]);
 	return $self;
+}
+
+# What no server process may ever print: a sanitizer's report, or a
+# crash seen by the master.
+my $CRASH_RE = qr/ERROR:\ (?:Address|Leak|Memory|UndefinedBehavior)Sanitizer
+	|\bruntime\ error:
+	|exited\ on\ signal\ (?:4|6|7|8|11)\b/x;
+
+sub sanitizer_reports {
+	my ($self) = @_;
+	my @found;
+	for my $f (glob "$self->{dir}/*.log") {
+		my $text = $self->read_file($f) // next;
+		push @found, "$f: $1" while $text =~ /^(.*(?:$CRASH_RE).*)$/mg;
+	}
+	return @found;
+}
+
+# Reports found when a harness was destroyed (a test script's lexicals
+# are destroyed before END blocks run).
+our @REPORTS;
+
+# After the test's own END (LIFO: this one runs first): fail the script
+# if any server process reported memory errors, undefined behaviour or
+# crashed, whatever the test itself checked.
+END {
+	if ($$ == $MAIN_PID) {
+		for my $t (grep { defined } @INSTANCES) {
+			$t->stop if $t->{pid};
+			push @REPORTS, $t->sanitizer_reports;
+		}
+		if (@REPORTS) {
+			diag("server process reports:\n  " . join("\n  ", @REPORTS));
+			$? ||= 254;
+		}
+	}
 }
 
 sub dir { $_[0]{dir} }
@@ -265,6 +308,7 @@ sub DESTROY {
 	$self->stop if $self->{pid};
 	# not in a child the test forked (a client, a backend)
 	return if ($self->{owner} // $$) != $$;
+	push @REPORTS, $self->sanitizer_reports;
 	stop_pid($_) for @{ $self->{also_stop} // [] };
 	# whatever else still runs from this test's directory (a master that
 	# a failing upgrade test lost track of)
