@@ -297,7 +297,7 @@ static_send_multipart(struct pt_http_request *r, int fd, off_t size,
 	int64_t total = 0;
 
 	snprintf(boundary, sizeof(boundary), "%016llx",
-		 (unsigned long long)(pt_now.wall_ms * 2654435761u) ^
+		 ((uint64_t)pt_now.wall_ms * 2654435761u) ^
 			 (unsigned long long)r->conn->number);
 	for (int i = 0; i <= n; i++) {
 		char *part = i < n

@@ -22,30 +22,36 @@
 extern char **environ;
 
 static char *title_start, *title_end;
+static char **title_env; /* our copy of the environment */
 
 void
 pt_proc_title_init(int argc, char **argv)
 {
-	char *end = argv[0] + strlen(argv[0]) + 1;
-	size_t n = 0;
+	char *end = argv[0] + strlen(argv[0]) + 1, *block;
+	size_t n = 0, bytes = 0;
 	char **env;
 
 	for (int i = 1; i < argc; i++)
 		if (argv[i] == end)
 			end = argv[i] + strlen(argv[i]) + 1;
 	while (environ[n] != NULL)
-		n++;
-	env = malloc((n + 1) * sizeof(char *));
+		bytes += strlen(environ[n++]) + 1;
+	/* the copy is one block kept in title_env: unsetenv() may drop an
+	 * entry from environ, but its memory stays owned by us */
+	env = malloc((n + 1) * sizeof(char *) + bytes);
 	if (env == NULL)
 		return; /* titles stay as they are */
+	block = (char *)(env + n + 1);
 	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(environ[i]) + 1;
 		if (environ[i] == end)
-			end = environ[i] + strlen(environ[i]) + 1;
-		env[i] = strdup(environ[i]);
-		if (env[i] == NULL)
-			return;
+			end = environ[i] + len;
+		memcpy(block, environ[i], len);
+		env[i] = block;
+		block += len;
 	}
 	env[n] = NULL;
+	title_env = env;
 	environ = env;
 	title_start = argv[0];
 	title_end = end;
