@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
+#include "stats.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -139,11 +140,14 @@ pt_conn_accept(struct pt_io *io)
 		c->peer = peer;
 		c->number = ++w->conn_number;
 		w->nconns++;
+		pt_stats_inc(&w->stats->accepted);
+		pt_stats_add(&w->stats->active, 1);
 		if (pt_io_add(&w->loop, &c->io) != PT_OK) {
 			pt_log(PT_LOG_CRIT, errno, "epoll_ctl() failed");
 			c->closing = 1;
 			close(fd);
 			w->nconns--;
+			pt_stats_add(&w->stats->active, -1);
 			c->next = w->free_conns;
 			w->free_conns = c;
 			continue;
@@ -183,6 +187,7 @@ pt_conn_set_idle(struct pt_conn *c, int idle)
 		c->prev = c->next = NULL;
 	}
 	c->idle = idle ? 1 : 0;
+	pt_stats_add(&w->stats->waiting, idle ? 1 : -1);
 	/* at worker_connections, an idle connection can make room again */
 	if (idle && !w->accepting && !w->quitting &&
 	    !pt_timer_armed(&w->accept_timer))
@@ -222,5 +227,6 @@ pt_conn_close(struct pt_conn *c)
 	w->reap.fn = conn_reap;
 	pt_post(&w->loop, &w->reap);
 	w->nconns--;
+	pt_stats_add(&w->stats->active, -1);
 	pt_worker_conn_done(w);
 }

@@ -7,6 +7,7 @@
 #include "cycle.h"
 #include "log.h"
 #include "pool.h"
+#include "stats.h"
 
 #include <grp.h>
 #include <pwd.h>
@@ -177,6 +178,8 @@ core_init_main(struct pt_conf *cf, void *conf)
 	if (cc->group != NULL && cc->user == NULL && geteuid() == 0)
 		pt_conf_warn(cf, NULL, "\"group\" without \"user\": workers "
 				       "run as nobody with that group");
+	if (pt_stats_declare(cf) != PT_OK)
+		return PT_ERROR;
 	return core_resolve_user(cf, cc);
 }
 

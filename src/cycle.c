@@ -14,6 +14,7 @@
 #include "listen.h"
 #include "log.h"
 #include "pool.h"
+#include "shm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -222,6 +223,9 @@ pt_cycle_open(struct pt_cycle *c, struct pt_cycle *old)
 		if (pt_listener_open(ls) != PT_OK)
 			goto fail;
 	}
+	/* zones before the modules' init: they may fill them */
+	if (pt_shm_open(c, old) != PT_OK)
+		goto fail;
 	for (unsigned i = 0; pt_modules[i] != NULL; i++)
 		if (pt_modules[i]->init_master != NULL &&
 		    pt_modules[i]->init_master(c) != PT_OK)
@@ -229,6 +233,7 @@ pt_cycle_open(struct pt_cycle *c, struct pt_cycle *old)
 	return PT_OK;
 fail:
 	/* give back what was taken over: the old cycle keeps serving */
+	pt_shm_abort(c);
 	for (unsigned i = 0; i < c->nlisteners; i++) {
 		struct pt_listener *ls = &c->listeners[i];
 		struct pt_listener *o;
@@ -257,10 +262,11 @@ pt_cycle_free(struct pt_cycle *c)
 		close(ls->io.fd);
 		ls->io.fd = -1;
 	}
-	if (c->errlog.fd > STDERR_FILENO) {
-		if (pt_log_cur == &c->errlog)
-			pt_log_cur->fd = -1;
+	/* the log lives in the cycle's pool: never leave it pointed at */
+	if (pt_log_cur == &c->errlog)
+		pt_log_reset();
+	if (c->errlog.fd > STDERR_FILENO)
 		close(c->errlog.fd);
-	}
+	pt_shm_close(c);
 	pt_pool_destroy(c->pool);
 }

@@ -16,6 +16,7 @@
 
 struct pt_listener;
 struct pt_shm_zone;
+struct pt_stats;
 struct pt_worker;
 
 /* Settings of the process model (module "core"). */
@@ -58,6 +59,7 @@ struct pt_cycle {
 	int log_stderr; /* -F: the error log is stderr */
 
 	struct pt_shm_zone *zones;
+	struct pt_stats *stats; /* server-wide counters, in zone "core" */
 
 	/* set in a worker */
 	struct pt_worker *worker_ctx;

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "pool.h"
 #include "ptime.h"
+#include "stats.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -341,6 +342,7 @@ http_create_request(struct pt_conn *c)
 	r->pending_tail = &r->pending;
 	r->h.content_length = -1;
 	r->start_ms = pt_now.mono_ms;
+	pt_stats_inc(&c->w->stats->requests);
 	r->start_wall_ms = pt_now.wall_ms;
 	c->req = r;
 	c->io.on_read = http_request_read;

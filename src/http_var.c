@@ -15,6 +15,7 @@
 #include "http.h"
 #include "pool.h"
 #include "ptime.h"
+#include "stats.h"
 
 #include <sys/random.h>
 #include <unistd.h>
@@ -433,6 +434,49 @@ var_server_name(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
 	return PT_OK;
 }
 
+static int
+var_stats(struct pt_http_request *r, struct pt_str *v, struct pt_str a,
+	  int which)
+{
+	struct pt_stats_total t;
+
+	(void)a;
+	pt_stats_sum(r->conn->ls->cycle, &t);
+	switch (which) {
+	case 0: return var_text(r, v, "%lld", (long long)t.active);
+	case 1: return var_text(r, v, "%lld", (long long)t.waiting);
+	case 2: return var_text(r, v, "%llu", (unsigned long long)t.accepted);
+	default: return var_text(r, v, "%llu", (unsigned long long)t.requests);
+	}
+}
+
+static int
+var_conns_active(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
+{
+	return var_stats(r, v, a, 0);
+}
+
+static int
+var_conns_waiting(struct pt_http_request *r, struct pt_str *v,
+		  struct pt_str a)
+{
+	return var_stats(r, v, a, 1);
+}
+
+static int
+var_conns_accepted(struct pt_http_request *r, struct pt_str *v,
+		   struct pt_str a)
+{
+	return var_stats(r, v, a, 2);
+}
+
+static int
+var_requests_total(struct pt_http_request *r, struct pt_str *v,
+		   struct pt_str a)
+{
+	return var_stats(r, v, a, 3);
+}
+
 const struct pt_http_var pt_http_core_vars[] = {
 	{ "host", 0, var_host },
 	{ "remote_addr", 0, var_remote_addr },
@@ -459,6 +503,10 @@ const struct pt_http_var pt_http_core_vars[] = {
 	{ "time_local", 0, var_time_local },
 	{ "connection", 0, var_connection },
 	{ "connection_requests", 0, var_conn_requests },
+	{ "connections_active", 0, var_conns_active },
+	{ "connections_waiting", 0, var_conns_waiting },
+	{ "connections_accepted", 0, var_conns_accepted },
+	{ "requests_total", 0, var_requests_total },
 	{ "arg_", PT_VAR_PREFIX, var_arg },
 	{ "http_", PT_VAR_PREFIX, var_http },
 	{ "cookie_", PT_VAR_PREFIX, var_cookie },

@@ -19,6 +19,12 @@ struct pt_errlog *pt_log_cur = &log_stderr;
 static char log_role[32] = "";
 
 void
+pt_log_reset(void)
+{
+	pt_log_cur = &log_stderr;
+}
+
+void
 pt_log_set_role(const char *role)
 {
 	snprintf(log_role, sizeof(log_role), "%s", role);

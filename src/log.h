@@ -30,6 +30,9 @@ struct pt_errlog {
 /* The process's error log; the cycle points it at its configured log. */
 extern struct pt_errlog *pt_log_cur;
 
+/* Back to the built-in log (stderr), before the current one is freed. */
+void pt_log_reset(void);
+
 /* Prefix every line of this process with "title" (e.g. "worker 0"). */
 void pt_log_set_role(const char *role);
 

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "master.h"
 #include "proc.h"
+#include "stats.h"
 #include "ptime.h"
 #include "worker.h"
 
@@ -198,6 +199,8 @@ master_child_exited(struct master *m, pid_t pid, int status)
 
 		if (ch.pid != pid)
 			continue;
+		/* its connections are gone, its totals stay */
+		pt_stats_retire(m->cycle, pid);
 		m->children[i] = m->children[--m->nchildren];
 		if (WIFSIGNALED(status))
 			pt_log(ch.exiting ? PT_LOG_NOTICE : PT_LOG_CRIT,

@@ -21,6 +21,7 @@
 #include "pool.h"
 #include "proc.h"
 #include "ptime.h"
+#include "stats.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -188,6 +189,9 @@ worker_limits(struct pt_cycle *c)
 	return PT_OK;
 }
 
+/* Counted into when the shared slots run out: nothing reads it. */
+static struct pt_stats_slot worker_no_stats;
+
 static int
 worker_init(struct pt_worker *w)
 {
@@ -221,6 +225,9 @@ worker_init(struct pt_worker *w)
 		ls->io.on_read = pt_conn_accept;
 		ls->io.on_write = NULL;
 	}
+	w->stats = pt_stats_claim(c);
+	if (w->stats == NULL)
+		w->stats = &worker_no_stats;
 	pt_worker_accept(w, 1);
 	return PT_OK;
 }

@@ -28,6 +28,7 @@ struct pt_worker {
 	struct pt_timer shutdown_timer;
 	struct pt_timer accept_timer; /* resume after EMFILE */
 	uint64_t conn_number;
+	struct pt_stats_slot *stats; /* this process's counters */
 	unsigned quitting : 1;  /* graceful: finish what is in flight */
 	unsigned accepting : 1; /* listeners are in epoll */
 	unsigned log_flush_due : 1;
