@@ -513,6 +513,11 @@ conf_set_number(struct pt_conf *cf, const struct pt_setting *s,
 	} else {
 		goto bad;
 	}
+	if (s->type == PT_T_DURATION && v > PT_DURATION_MAX) {
+		pt_conf_error(cf, node, "\"%s\": %s is longer than %s", s->name,
+			      given, PT_DURATION_MAX_TEXT);
+		return PT_ERROR;
+	}
 	if (conf_range(cf, s, node, v, given) != PT_OK)
 		return PT_ERROR;
 	*CONF_AT(conf, s, int64_t) = v;

@@ -11,6 +11,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifndef PT_RUNSTATEDIR
@@ -76,13 +77,85 @@ core_set_id(struct pt_conf *cf, const struct pt_setting *s,
 	return PT_OK;
 }
 
+/*
+ * The open-files limit the workers will get (worker_limits() in worker.c
+ * sets it before dropping root). One setrlimit() refuses fails in every
+ * worker, which exits at once and is not respawned: say so here, where -t
+ * and a reload see it. Root may go up to fs.nr_open, anyone else up to
+ * the hard limit.
+ */
+static rlim_t
+core_nofile_max(void)
+{
+	struct rlimit rl;
+	unsigned long long v;
+	FILE *f;
+
+	if (geteuid() != 0)
+		return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max
+							  : RLIM_INFINITY;
+	f = fopen("/proc/sys/fs/nr_open", "re");
+	if (f == NULL)
+		return RLIM_INFINITY;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = RLIM_INFINITY;
+	fclose(f);
+	return (rlim_t)v;
+}
+
+static int
+core_set_nofile(struct pt_conf *cf, const struct pt_setting *s,
+		const config_setting_t *node, void *conf)
+{
+	struct pt_core_conf *cc = conf;
+	rlim_t max;
+
+	if (pt_conf_set_generic(cf, s, node, conf) != PT_OK)
+		return PT_ERROR;
+	max = core_nofile_max();
+	if (max != RLIM_INFINITY && (rlim_t)cc->worker_rlimit_nofile > max) {
+		pt_conf_error(cf, node,
+			      "\"%s\": %lld is above what the system allows "
+			      "(%llu, %s)",
+			      s->name, (long long)cc->worker_rlimit_nofile,
+			      (unsigned long long)max,
+			      geteuid() == 0 ? "fs.nr_open" : "the hard limit");
+		return PT_ERROR;
+	}
+	return PT_OK;
+}
+
+/* Every connection holds a descriptor: more connections than the limit
+ * end in accept() failing with EMFILE. A warning, as in nginx. */
+static void
+core_check_connections(struct pt_conf *cf, const struct pt_core_conf *cc)
+{
+	struct rlimit rl;
+	rlim_t limit = (rlim_t)cc->worker_rlimit_nofile;
+
+	if (limit == 0) {
+		if (getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+		    rl.rlim_cur == RLIM_INFINITY)
+			return;
+		limit = rl.rlim_cur;
+	}
+	if ((rlim_t)cc->worker_connections > limit)
+		pt_conf_warn(cf, NULL,
+			     "\"worker_connections\" (%lld) exceed the open "
+			     "files limit of a worker (%llu): raise "
+			     "\"worker_rlimit_nofile\"",
+			     (long long)cc->worker_connections,
+			     (unsigned long long)limit);
+}
+
 static const struct pt_setting core_settings[] = {
 	{ "worker_processes", PT_T_INT, PT_SCOPE_MAIN, PT_STORE_MAIN,
 	  CORE_OFF(worker_processes), core_set_workers, &core_workers_range },
 	{ "worker_connections", PT_T_INT, PT_SCOPE_MAIN, PT_STORE_MAIN,
 	  CORE_OFF(worker_connections), NULL, &core_conns_range },
 	{ "worker_rlimit_nofile", PT_T_INT, PT_SCOPE_MAIN, PT_STORE_MAIN,
-	  CORE_OFF(worker_rlimit_nofile), NULL, &core_nofile_range },
+	  CORE_OFF(worker_rlimit_nofile), core_set_nofile,
+	  &core_nofile_range },
 	{ "worker_shutdown_timeout", PT_T_DURATION, PT_SCOPE_MAIN,
 	  PT_STORE_MAIN, CORE_OFF(worker_shutdown_timeout), NULL,
 	  &core_time_range },
@@ -160,6 +233,13 @@ core_init_main(struct pt_conf *cf, void *conf)
 	struct pt_core_conf *cc = conf;
 
 	PT_MERGE_I64(cc->worker_processes, PT_UNSET, 1);
+	/* "auto" is counted once: the reuseport sockets are made for this
+	 * many workers, and as many must be started (CPUs may come and go
+	 * in between) */
+	if (cc->worker_processes == PT_WORKERS_AUTO) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cc->worker_processes = n > 0 ? PT_MIN(n, 1024) : 1;
+	}
 	PT_MERGE_I64(cc->worker_connections, PT_UNSET, 1024);
 	PT_MERGE_I64(cc->worker_rlimit_nofile, PT_UNSET, 0);
 	PT_MERGE_I64(cc->worker_shutdown_timeout, PT_UNSET, 0);
@@ -178,6 +258,7 @@ core_init_main(struct pt_conf *cf, void *conf)
 	if (cc->group != NULL && cc->user == NULL && geteuid() == 0)
 		pt_conf_warn(cf, NULL, "\"group\" without \"user\": workers "
 				       "run as nobody with that group");
+	core_check_connections(cf, cc);
 	if (pt_stats_declare(cf) != PT_OK)
 		return PT_ERROR;
 	return core_resolve_user(cf, cc);

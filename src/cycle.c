@@ -29,12 +29,8 @@
 unsigned
 pt_cycle_workers(const struct pt_cycle *c)
 {
-	long n;
-
-	if (c->core->worker_processes != PT_WORKERS_AUTO)
-		return (unsigned)c->core->worker_processes;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned)PT_MIN(n, 1024) : 1;
+	/* "auto" was resolved at load (core_init_main) */
+	return (unsigned)c->core->worker_processes;
 }
 
 static int
@@ -142,17 +138,39 @@ cycle_open_log(struct pt_cycle *c)
 		return PT_OK;
 	}
 	c->errlog.path = c->core->error_log;
-	c->errlog.fd = pt_log_open(c->errlog.path);
+	c->errlog.fd = pt_log_open_owned(c->errlog.path, c->core->switch_user
+								 ? c->core->uid
+								 : (uid_t)-1);
 	if (c->errlog.fd < 0) {
 		pt_log(PT_LOG_CRIT, errno, "cannot open error log \"%s\"",
 		       c->errlog.path);
 		return PT_ERROR;
 	}
-	if (c->core->switch_user &&
-	    fchown(c->errlog.fd, c->core->uid, (gid_t)-1) < 0)
-		pt_log(PT_LOG_WARN, errno, "chown(\"%s\") failed",
-		       c->errlog.path);
 	return PT_OK;
+}
+
+/*
+ * Set in a daemon, whose stderr is its error log (what libc, a sanitizer
+ * or a crash print goes there): stderr must follow the log through
+ * reopens and reloads, or it stays on the rotated file, keeping it open
+ * (and its disk space) for as long as the process lives. Process-wide, as
+ * stderr is; inherited by the workers.
+ */
+static int cycle_stderr_follows;
+
+static void
+cycle_stderr_to_log(struct pt_cycle *c)
+{
+	if (cycle_stderr_follows && c->errlog.fd > STDERR_FILENO &&
+	    dup2(c->errlog.fd, STDERR_FILENO) < 0)
+		pt_log(PT_LOG_ERR, errno, "dup2() of the error log failed");
+}
+
+void
+pt_cycle_redirect_stderr(struct pt_cycle *c)
+{
+	cycle_stderr_follows = 1;
+	cycle_stderr_to_log(c);
 }
 
 void
@@ -160,6 +178,7 @@ pt_cycle_use_log(struct pt_cycle *c)
 {
 	if (c->errlog.fd >= 0)
 		pt_log_cur = &c->errlog;
+	cycle_stderr_to_log(c);
 }
 
 void
@@ -169,21 +188,19 @@ pt_cycle_reopen_errlog(struct pt_cycle *c)
 
 	if (c->errlog.path == NULL)
 		return;
-	fd = pt_log_open(c->errlog.path);
+	fd = pt_log_open_owned(c->errlog.path,
+			       c->core->switch_user ? c->core->uid : (uid_t)-1);
 	if (fd < 0) {
 		pt_log(PT_LOG_ERR, errno, "reopening \"%s\" failed",
 		       c->errlog.path);
 		return;
 	}
-	if (c->core->switch_user && geteuid() == 0 &&
-	    fchown(fd, c->core->uid, (gid_t)-1) < 0)
-		pt_log(PT_LOG_WARN, errno, "chown(\"%s\") failed",
-		       c->errlog.path);
 	/* dup3, not dup2: the log must not leak into an upgrade's execve */
 	if (dup3(fd, c->errlog.fd, O_CLOEXEC) < 0)
 		pt_log(PT_LOG_ERR, errno, "reopening \"%s\" failed",
 		       c->errlog.path);
 	close(fd);
+	cycle_stderr_to_log(c);
 }
 
 static struct pt_listener *
@@ -218,8 +235,14 @@ pt_cycle_open(struct pt_cycle *c, struct pt_cycle *old)
 				       ls->text);
 			continue;
 		}
-		if (pt_listener_inherit(ls))
+		if (pt_listener_inherit(ls)) {
+			/* the old binary's backlog may differ: listen() on a
+			 * listening socket just sets it anew */
+			if (listen(ls->io.fd, ls->backlog) < 0)
+				pt_log(PT_LOG_WARN, errno,
+				       "setting the backlog of %s", ls->text);
 			continue;
+		}
 		if (pt_listener_open(ls) != PT_OK)
 			goto fail;
 	}

@@ -21,7 +21,8 @@ struct pt_worker;
 
 /* Settings of the process model (module "core"). */
 struct pt_core_conf {
-	int64_t worker_processes; /* PT_WORKERS_AUTO: one per CPU */
+	int64_t worker_processes; /* PT_WORKERS_AUTO ("auto", one per CPU)
+				   * until resolved at load */
 	int64_t worker_connections;
 	int64_t worker_rlimit_nofile;
 	int64_t worker_shutdown_timeout; /* ms; 0: wait forever */
@@ -95,8 +96,14 @@ void pt_cycle_free(struct pt_cycle *c);
 /* Reopen the cycle's error log (USR1). */
 void pt_cycle_reopen_errlog(struct pt_cycle *c);
 
-/* Point the process's error log at the cycle's. */
+/* Point the process's error log at the cycle's (and stderr, after
+ * pt_cycle_redirect_stderr()). */
 void pt_cycle_use_log(struct pt_cycle *c);
+
+/* From now on, in this process and the ones it forks, stderr is the
+ * error log of the cycle in use: made so now, and again on every
+ * pt_cycle_use_log() and pt_cycle_reopen_errlog(). For a daemon. */
+void pt_cycle_redirect_stderr(struct pt_cycle *c);
 
 /* Number of workers the cycle asks for, "auto" resolved. */
 unsigned pt_cycle_workers(const struct pt_cycle *c);

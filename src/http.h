@@ -201,6 +201,9 @@ struct pt_http_request {
 	struct pt_http_response out;
 	struct pt_chain *pending; /* written to the socket as it drains */
 	struct pt_chain **pending_tail;
+	char *head_buf; /* the header buffer holding h, once the connection
+			   reads a discarded body into another one */
+	uint32_t head_buf_size;
 	char *bounce;        /* file data read for a no_sendfile buffer */
 	uint32_t bounce_pos, bounce_last;
 	off_t head_bytes;    /* bytes of the response head */
@@ -307,7 +310,8 @@ void pt_http_log_phase(struct pt_http_request *r);
 /* Seed the per-process generator of request ids (after fork). */
 void pt_http_seed_random(void);
 
-/* Discard the request body; PT_OK, or a status (400, 413). */
+/* Discard the request body; PT_OK, or a status (400, 413, 500). A declared
+ * length over client_max_body_size gives 413 before anything is read. */
 int pt_http_discard_body(struct pt_http_request *r);
 
 /* Select the location of r and its conf; PT_OK or a status. */

@@ -245,7 +245,13 @@ core_set_locations(struct pt_conf *cf, const struct pt_setting *s,
 		loc = pt_pcalloc(cf->pool, sizeof(*loc));
 		if (loc == NULL)
 			return PT_ERROR;
-		loc->file = srv->file;
+		/* its own file: it may come from an @include */
+		loc->file = config_setting_source_file(g)
+				    ? pt_pstrdup(cf->pool,
+						 config_setting_source_file(g))
+				    : srv->file;
+		if (loc->file == NULL)
+			return PT_ERROR;
 		loc->line = config_setting_source_line(g);
 		loc->loc_conf = pt_conf_create(cf, PT_STORE_LOC);
 		if (loc->loc_conf == NULL)
@@ -593,6 +599,15 @@ core_collect_listen(struct pt_conf *cf, struct core_build *b,
 			pt_conf_error(cf, node, "\"listen\": %s", err);
 			return PT_ERROR;
 		}
+		/* a path is bound once: a second socket on it fails, and
+		 * SO_REUSEPORT is refused on AF_UNIX (EOPNOTSUPP) */
+		if (reuseport && sa.u.sa.sa_family == AF_UNIX) {
+			pt_conf_error(cf, node,
+				      "\"listen\": %s: \"reuseport\" is for "
+				      "TCP addresses",
+				      text);
+			return PT_ERROR;
+		}
 		ca = core_addr_get(cf, b, &sa, text);
 		if (ca == NULL)
 			return PT_ERROR;
@@ -790,9 +805,11 @@ core_build_ports(struct pt_conf *cf, struct core_build *b)
 			continue;
 		}
 		ca->port = pt_pcalloc(cf->pool, sizeof(*ca->port));
+		if (ca->port == NULL)
+			return PT_ERROR;
 		ca->port->addrs =
 			pt_pcalloc(cf->pool, b->naddrs * sizeof(struct pt_http_addr));
-		if (ca->port == NULL || ca->port->addrs == NULL)
+		if (ca->port->addrs == NULL)
 			return PT_ERROR;
 		nls += ca->reuseport ? workers : 1;
 	}

@@ -6,7 +6,10 @@
  * Memory: an idle keep-alive connection holds only its struct pt_conn.
  * The header buffer is a pool block taken when bytes arrive and given
  * back when the connection goes idle; a request's pool is created when a
- * head is complete and destroyed when its response is done.
+ * head is complete and destroyed when its response is done. The parsed
+ * head is slices of that buffer: when an unwanted body must be read from
+ * the socket, the request keeps the buffer and the connection takes a new
+ * one (http_detach_head()).
  *
  * Ordering: one request at a time per connection. Pipelined requests wait
  * in the header buffer (or the socket) until the previous response is
@@ -56,6 +59,8 @@ static void http_request_read(struct pt_io *io);
 static void http_request_write(struct pt_io *io);
 static void http_request_done(struct pt_http_request *r);
 static void http_close(struct pt_conn *c);
+static void http_refuse_head(struct pt_conn *c, const struct pt_http_scan *scan,
+			     int status);
 
 static void
 http_noop(struct pt_io *io)
@@ -69,6 +74,33 @@ http_default_srv(const struct pt_conn *c)
 	return c->addr->default_server->srv_conf[PT_HTTP_CORE_INDEX];
 }
 
+/*
+ * Format a message for the error log. Request data reaches it (a decoded
+ * path in a file name holds CR and LF when the client sent "%0d%0a"), so
+ * control bytes are written as \xHH: a client must not forge log lines.
+ */
+static void
+http_log_msg(char *out, size_t cap, const char *fmt, va_list ap)
+{
+	static const char hex[] = "0123456789abcdef";
+	char raw[1024];
+	size_t n = 0;
+
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	for (const char *p = raw; *p != '\0' && n + 4 < cap; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch >= 0x20 && ch != 0x7f) {
+			out[n++] = (char)ch;
+			continue;
+		}
+		out[n++] = '\\';
+		out[n++] = 'x';
+		out[n++] = hex[ch >> 4];
+		out[n++] = hex[ch & 15];
+	}
+	out[n] = '\0';
+}
+
 void
 pt_conn_log(struct pt_conn *c, int level, int err, const char *fmt, ...)
 {
@@ -78,7 +110,7 @@ pt_conn_log(struct pt_conn *c, int level, int err, const char *fmt, ...)
 	if (!pt_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	http_log_msg(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pt_addr_ip(&c->peer.u.sa, ip, sizeof(ip));
 	pt_log(level, err, "*%llu %s, client: %s", (unsigned long long)c->number,
@@ -95,7 +127,7 @@ pt_http_log(struct pt_http_request *r, int level, int err, const char *fmt,
 	if (!pt_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	http_log_msg(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pt_addr_ip(&r->conn->peer.u.sa, ip, sizeof(ip));
 	pt_log(level, err, "*%llu %s, client: %s, request: \"%.*s\"",
@@ -106,16 +138,55 @@ pt_http_log(struct pt_http_request *r, int level, int err, const char *fmt,
 /* ---- buffers --------------------------------------------------------------- */
 
 static void
+http_buf_release(char *buf, uint32_t size)
+{
+	if (size == PT_POOL_BLOCK)
+		pt_block_put(buf);
+	else
+		free(buf);
+}
+
+static void
 http_buf_free(struct pt_conn *c)
 {
 	if (c->buf == NULL)
 		return;
-	if (c->buf_size == PT_POOL_BLOCK)
-		pt_block_put(c->buf);
-	else
-		free(c->buf);
+	http_buf_release(c->buf, c->buf_size);
 	c->buf = NULL;
 	c->buf_size = c->buf_pos = c->buf_last = 0;
+}
+
+static void
+http_head_buf_free(void *data)
+{
+	struct pt_http_request *r = data;
+
+	http_buf_release(r->head_buf, r->head_buf_size);
+}
+
+/*
+ * The parsed head (r->h, request_line, args) is a set of slices of the
+ * header buffer, read until the log phase. Before a discarded body is read
+ * from the socket, the request takes that buffer (it is freed with the
+ * request's pool) and the connection gets a fresh one for the body and
+ * what may follow it: reading into the old one would overwrite the head.
+ * Called with everything buffered consumed. PT_OK or PT_ERROR.
+ */
+static int
+http_detach_head(struct pt_http_request *r)
+{
+	struct pt_conn *c = r->conn;
+
+	if (r->head_buf != NULL || c->buf == NULL)
+		return PT_OK;
+	PT_ASSERT(c->buf_pos == c->buf_last);
+	if (pt_pool_cleanup_add(r->pool, http_head_buf_free, r) != PT_OK)
+		return PT_ERROR;
+	r->head_buf = c->buf;
+	r->head_buf_size = c->buf_size;
+	c->buf = NULL;
+	c->buf_size = c->buf_pos = c->buf_last = 0;
+	return PT_OK;
 }
 
 /* Make room at the end of the header buffer. PT_OK, or 431/414/500. */
@@ -148,10 +219,7 @@ http_buf_room(struct pt_conn *c, size_t head_max)
 	if (nb == NULL)
 		return 500;
 	memcpy(nb, c->buf, used);
-	if (c->buf_size == PT_POOL_BLOCK)
-		pt_block_put(c->buf);
-	else
-		free(c->buf);
+	http_buf_release(c->buf, c->buf_size);
 	c->buf = nb;
 	c->buf_size = (uint32_t)size;
 	return PT_OK;
@@ -181,8 +249,7 @@ http_timeout(struct pt_timer *t)
 		/* part of a head came: tell the client (slowloris) */
 		pt_conn_log(c, PT_LOG_INFO, 0,
 			    "client timed out sending the request head");
-		c->buf_last = c->buf_pos; /* nothing of it is parsed */
-		pt_http_error_conn(c, 408);
+		http_refuse_head(c, &c->scan, 408);
 		return;
 	}
 	http_close(c);
@@ -508,6 +575,19 @@ http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 	pt_http_run_phases(r);
 }
 
+/* Answer status to a head refused before it was parsed: a HEAD is known
+ * by its first bytes, and its answer carries no body. */
+static void
+http_refuse_head(struct pt_conn *c, const struct pt_http_scan *scan,
+		 int status)
+{
+	http_error_conn(c, status,
+			c->buf != NULL &&
+				c->buf_last - c->buf_pos >= scan->start + 5 &&
+				memcmp(c->buf + c->buf_pos + scan->start,
+				       "HEAD ", 5) == 0);
+}
+
 /* Scan what the header buffer holds; process a complete head. Returns
  * PT_AGAIN when more bytes are needed, PT_OK when it took action. */
 static int
@@ -532,11 +612,7 @@ http_try_head(struct pt_conn *c, struct pt_http_scan *scan)
 		return PT_OK;
 	}
 	pt_conn_log(c, PT_LOG_INFO, 0, "invalid request head: %d", rc);
-	/* refused before it was parsed: a HEAD is known by its first bytes */
-	http_error_conn(c, rc,
-			c->buf_last - c->buf_pos >= scan->start + 5 &&
-				memcmp(c->buf + c->buf_pos + scan->start,
-				       "HEAD ", 5) == 0);
+	http_refuse_head(c, scan, rc);
 	return PT_OK;
 }
 
@@ -576,7 +652,8 @@ http_read_head(struct pt_io *io)
 		int rc = http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
 
 		if (rc != PT_OK) {
-			pt_http_error_conn(c, rc);
+			/* 431: the head filled the largest buffer */
+			http_refuse_head(c, &c->scan, rc);
 			return;
 		}
 		room = c->buf_size - c->buf_last;
@@ -854,8 +931,10 @@ http_discard_read(struct pt_http_request *r)
 			return PT_OK;
 		}
 		if (c->buf == NULL || c->buf_pos == c->buf_last) {
-			/* all consumed: reuse the buffer from its start */
-			if (http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
+			/* all consumed: reuse the buffer from its start, once
+			 * it no longer holds the head */
+			if (http_detach_head(r) != PT_OK ||
+			    http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
 				return 500;
 			c->buf_pos = c->buf_last = 0;
 		}
@@ -888,10 +967,23 @@ http_discard_read(struct pt_http_request *r)
 int
 pt_http_discard_body(struct pt_http_request *r)
 {
+	int64_t max = pt_http_core_loc(r)->client_max_body_size;
 	int rc;
 
 	if (r->body.done || r->discarding)
 		return PT_OK;
+	if (max > 0 && r->h.content_length > max) {
+		/* the FIND_LOCATION phase refuses such a length; this is for
+		 * the answers given before it (a server-level return, "OPTIONS
+		 * *"), which would otherwise read any length (portier.conf(5):
+		 * a larger declared body is answered with 413) */
+		pt_http_log(r, PT_LOG_ERR, 0,
+			    "client intended to send too large body: %lld "
+			    "bytes",
+			    (long long)r->h.content_length);
+		r->keepalive = 0;
+		return 413;
+	}
 	if (r->h.expect_continue && !r->expect_tested) {
 		/*
 		 * The client waits for a "100 Continue" it will not get: it

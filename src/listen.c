@@ -20,8 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INHERIT_MAX 256
-
 int
 pt_addr_parse(const char *s, struct pt_sockaddr *a, char *text,
 	      size_t textlen, char *err, size_t errlen)
@@ -237,12 +235,17 @@ pt_listener_open(struct pt_listener *ls)
 	if (ls->addr.u.sa.sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto fail;
-	if (listen_bind(ls, fd) != PT_OK) {
+	/* a unix socket file is made 0666 by the umask at bind time, not by
+	 * a chmod afterwards, which as root would follow a symlink planted
+	 * in between */
+	mode_t mask = ls->unix_path ? umask(0111) : 0;
+	int brc = listen_bind(ls, fd);
+	if (ls->unix_path)
+		umask(mask);
+	if (brc != PT_OK) {
 		close(fd);
 		return PT_ERROR;
 	}
-	if (ls->unix_path)
-		chmod(ls->addr.u.sun.sun_path, 0666);
 	if (listen(fd, ls->backlog) < 0)
 		goto fail;
 	ls->io.fd = fd;
@@ -255,11 +258,13 @@ fail:
 
 /* ---- inheritance across execve ---------------------------------------- */
 
-static struct {
+/* Sized from the variable: an entry left unparsed would stay open, never
+ * accepted on, and make the bind of its address fail. */
+static struct inherit_fd {
 	int fd;
 	int slot;
 	char text[PT_ADDR_TEXT];
-} inherit[INHERIT_MAX];
+} *inherit;
 static unsigned ninherit;
 
 void
@@ -267,10 +272,18 @@ pt_listen_inherit_init(void)
 {
 	const char *env = getenv("PORTIER_INHERIT");
 	const char *p = env;
+	size_t max = 1;
 
 	if (env == NULL)
 		return;
-	while (*p != '\0' && ninherit < INHERIT_MAX) {
+	for (const char *q = env; *q != '\0'; q++)
+		max += *q == ';';
+	inherit = calloc(max, sizeof(*inherit));
+	if (inherit == NULL) {
+		pt_log(PT_LOG_CRIT, errno, "PORTIER_INHERIT: out of memory");
+		return;
+	}
+	while (*p != '\0' && ninherit < max) {
 		const char *end = strchr(p, ';'), *colon, *hash;
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		uint64_t fd, slot = 0;
@@ -331,6 +344,8 @@ pt_listen_inherit_done(void)
 		}
 	}
 	ninherit = 0;
+	free(inherit);
+	inherit = NULL;
 }
 
 char *

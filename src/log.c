@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *const pt_log_level_names[] = { "debug", "info",  "notice",
@@ -43,6 +44,25 @@ int
 pt_log_open(const char *path)
 {
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+int
+pt_log_open_owned(const char *path, uid_t uid)
+{
+	struct stat st;
+	int fd = open(path,
+		      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		      0644);
+
+	/* a symbolic link (to /dev/stderr, say) is followed, but what it
+	 * points at is never given away */
+	if (fd < 0)
+		return errno == ELOOP ? pt_log_open(path) : -1;
+	if (uid != (uid_t)-1 && geteuid() == 0 && fstat(fd, &st) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_uid != uid &&
+	    fchown(fd, uid, (gid_t)-1) < 0)
+		pt_log(PT_LOG_WARN, errno, "chown(\"%s\") failed", path);
+	return fd;
 }
 
 void

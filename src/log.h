@@ -49,4 +49,13 @@ extern const char *const pt_log_level_names[];
 /* Open path for appending (created 0644); returns fd or -1 (errno set). */
 int pt_log_open(const char *path);
 
+/*
+ * The same, and when running as root make uid (not (uid_t)-1) the file's
+ * owner, so that a worker running as uid can reopen it. Only a regular
+ * file with one name that path reaches without a symbolic link is given
+ * away: whoever can write the log's directory must not be able to point
+ * the name at a file of root's and have root hand it over.
+ */
+int pt_log_open_owned(const char *path, uid_t uid);
+
 #endif

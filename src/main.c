@@ -167,9 +167,10 @@ start(struct pt_master_opts *mo)
 	if (!mo->foreground && c->core->daemon && !inherited &&
 	    pt_proc_daemonize() != PT_OK)
 		return 1;
-	if (c->errlog.fd != STDERR_FILENO && !mo->foreground &&
-	    c->core->daemon && !inherited)
-		dup2(c->errlog.fd, STDERR_FILENO);
+	/* also when exec'ed by an upgrade: our stderr is then the old
+	 * master's, its own error log */
+	if (!mo->foreground && c->core->daemon)
+		pt_cycle_redirect_stderr(c);
 	return pt_master_run(c, mo);
 }
 

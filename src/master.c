@@ -66,6 +66,8 @@ struct master {
 	unsigned quitting : 1;
 	unsigned terminating : 1;
 	unsigned no_workers : 1; /* after WINCH */
+	unsigned retire_old : 1; /* reloaded: QUIT the old generation when a
+				  * new worker has started */
 	unsigned pid_written : 1;
 };
 
@@ -112,6 +114,8 @@ master_child_main(struct master *m, int slot, pid_t master)
 	pt_worker_run(m->cycle, slot, master);
 }
 
+static void master_signal_old(struct master *m, unsigned keep_generation);
+
 static int
 master_spawn(struct master *m, int slot)
 {
@@ -136,6 +140,10 @@ master_spawn(struct master *m, int slot)
 	};
 	m->slots[slot].generation = m->cycle->generation;
 	m->slots[slot].respawn_at = 0;
+	if (m->retire_old) {
+		m->retire_old = 0;
+		master_signal_old(m, m->cycle->generation);
+	}
 	pt_log(PT_LOG_NOTICE, 0, "started worker %d (pid %d, generation %u)",
 	       slot, (int)pid, m->cycle->generation);
 	return PT_OK;
@@ -251,6 +259,14 @@ master_child_exited(struct master *m, pid_t pid, int status)
 		if (old != NULL && m->pid_written && rename(old, pidf) < 0)
 			pt_log(PT_LOG_ERR, errno, "rename(\"%s\") failed", old);
 		free(old);
+		/* our workers were stopped (WINCH) for the new binary, which
+		 * is gone: without them nobody would serve (nginx does this
+		 * too) */
+		if (m->no_workers && !m->quitting && !m->terminating) {
+			pt_log(PT_LOG_NOTICE, 0, "starting workers again");
+			m->no_workers = 0;
+			master_start_workers(m);
+		}
 	}
 }
 
@@ -287,18 +303,27 @@ master_respawn_due(struct master *m)
 
 /*
  * The reload changed pid_file: write the new one and remove the old, so
- * that -s and the exit find it. Not while a new binary runs: the pid file
- * is its own then, ours is <pid_file>.oldbin.
+ * that -s and the exit find it; with -F, set or unset it (there is a pid
+ * file only when the config names one). Not while a new binary runs: the
+ * pid file is its own then, ours is <pid_file>.oldbin.
  */
 static void
 master_pid_moved(struct master *m, struct pt_cycle *old, struct pt_cycle *nc)
 {
 	const char *from = old->core->pid_file, *to = nc->core->pid_file;
+	int want = !m->o->foreground || nc->core->pid_file_set;
 
-	if (!m->pid_written || m->new_binary > 0 || strcmp(from, to) == 0)
+	if (m->new_binary > 0)
 		return;
-	if (pt_pid_write(to, getpid()) == PT_OK)
+	if (m->pid_written && !want) {
 		pt_pid_remove(from, getpid());
+		m->pid_written = 0;
+	} else if (!m->pid_written && want) {
+		m->pid_written = pt_pid_write(to, getpid()) == PT_OK;
+	} else if (m->pid_written && strcmp(from, to) != 0 &&
+		   pt_pid_write(to, getpid()) == PT_OK) {
+		pt_pid_remove(from, getpid());
+	}
 }
 
 static void
@@ -337,9 +362,11 @@ master_reload(struct master *m)
 	pt_cycle_free(m->cycle);
 	m->cycle = nc;
 	m->no_workers = 0;
+	/* the old generation retires once a new worker runs (master_spawn):
+	 * if no fork succeeds now, the old workers keep serving meanwhile */
+	m->retire_old = 1;
 	if (master_start_workers(m) != PT_OK)
 		pt_log(PT_LOG_CRIT, 0, "not every new worker started");
-	master_signal_old(m, nc->generation);
 	pt_log(PT_LOG_NOTICE, 0, "configuration generation %u is live",
 	       nc->generation);
 }
@@ -439,8 +466,10 @@ master_close_listeners(struct master *m)
 	}
 }
 
+/* code: the signal's si_code (SI_USER from kill(2), SI_KERNEL from a
+ * terminal, ...) */
 static void
-master_signal(struct master *m, int sig)
+master_signal(struct master *m, int sig, int code)
 {
 	switch (sig) {
 	case SIGTERM:
@@ -473,6 +502,14 @@ master_signal(struct master *m, int sig)
 			master_upgrade(m);
 		break;
 	case SIGWINCH:
+		/* a terminal whose window is resized sends WINCH to its
+		 * foreground process group (-F or daemon = false in a
+		 * terminal, docker run -t): not an operator's request */
+		if (code == SI_KERNEL) {
+			pt_log(PT_LOG_INFO, 0,
+			       "WINCH from a terminal: ignored");
+			break;
+		}
 		pt_log(PT_LOG_NOTICE, 0, "stopping workers gracefully (WINCH)");
 		m->no_workers = 1;
 		master_signal_workers(m, SIGQUIT, 0, 1);
@@ -517,7 +554,7 @@ master_loop(struct master *m)
 			pt_log(PT_LOG_CRIT, errno, "poll() failed");
 		pt_time_update();
 		while (read(m->sigfd, &si, sizeof(si)) == sizeof(si))
-			master_signal(m, (int)si.ssi_signo);
+			master_signal(m, (int)si.ssi_signo, si.ssi_code);
 		master_reap(m);
 		master_respawn_due(m);
 		if (m->terminating && m->nchildren > 0 &&

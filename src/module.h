@@ -44,13 +44,19 @@ enum {
 	PT_T_FLAG,     /* int: 0/1, unset PT_UNSET; a boolean */
 	PT_T_INT,      /* int64_t; an integer (range in arg) */
 	PT_T_SIZE,     /* int64_t bytes; an integer or "16k" */
-	PT_T_DURATION, /* int64_t ms; an integer (s) or "500ms" */
+	PT_T_DURATION, /* int64_t ms; an integer (s) or "500ms", at most
+			* PT_DURATION_MAX */
 	PT_T_STRING,   /* const char *; a string, NULL when unset */
 	PT_T_ENUM,     /* int; a string among arg's names */
 	PT_T_STRLIST,  /* struct pt_strlist; a string or an array of them */
 	PT_T_REGEX,    /* struct pt_regex *; a PCRE2 pattern, JIT-compiled */
 	PT_T_CUSTOM,   /* set() does everything */
 };
+
+/* The longest duration: a timer's deadline (now + duration, in ms) must
+ * not overflow. */
+#define PT_DURATION_MAX ((int64_t)365 * 86400 * 1000)
+#define PT_DURATION_MAX_TEXT "365d"
 
 #define PT_UNSET (-1)
 

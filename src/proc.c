@@ -115,7 +115,11 @@ pt_pid_write(const char *path, pid_t pid)
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return PT_ERROR;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* we are root: a name planted in a directory others may write must
+	 * not lead us to write (or rename a link to) another file */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0644);
 	if (fd < 0) {
 		pt_log(PT_LOG_CRIT, errno, "open(\"%s\") failed", tmp);
 		return PT_ERROR;
@@ -179,7 +183,10 @@ pt_proc_drop_privileges(uid_t uid, gid_t gid, const char *user)
 		pt_log(PT_LOG_CRIT, errno, "setuid(%d) failed", (int)uid);
 		return PT_ERROR;
 	}
-	/* allow core dumps of workers again for debugging crashes */
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	/*
+	 * No PR_SET_DUMPABLE here: a dumpable worker could be ptrace'd by
+	 * any other process of the same (shared, often "nobody") user, and
+	 * it holds descriptors root opened.
+	 */
 	return PT_OK;
 }

@@ -306,10 +306,12 @@ pt_shm_alloc_locked(struct pt_shm_zone *z, size_t size)
 		size = (size_t)1 << (cls + SHM_MIN_SHIFT);
 		p = shm_small_alloc(h, cls);
 	} else {
-		size_t n = (size + SHM_PAGE - 1) / SHM_PAGE;
-		size = n * SHM_PAGE;
+		/* not (size + SHM_PAGE - 1) / SHM_PAGE: near SIZE_MAX that
+		 * wraps to a run of 0 pages, handed out while still free */
+		size_t n = size / SHM_PAGE + (size % SHM_PAGE != 0);
 		uint32_t i = n <= h->npages ? shm_run_alloc(h, (uint32_t)n)
 					    : SHM_NIL;
+		size = n * SHM_PAGE;
 		p = NULL;
 		if (i != SHM_NIL) {
 			h->pages[i].kind = PAGE_LARGE;

@@ -104,6 +104,23 @@ START_TEST(test_exhaustion)
 }
 END_TEST
 
+/* A size whose page count overflows when rounded up must fail, not
+ * hand out a page that stays on the free list. */
+START_TEST(test_huge_size)
+{
+	struct pt_shm_stats st;
+	size_t sizes[] = { SIZE_MAX, SIZE_MAX - 4095, SIZE_MAX / 2,
+			   (size_t)UINT32_MAX * 4096 + 1, ZONE_SIZE + 1 };
+
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		ck_assert_ptr_null(pt_shm_alloc(&zone, sizes[i]));
+	pt_shm_stats(&zone, &st);
+	ck_assert_uint_eq(st.free_pages, st.pages);
+	ck_assert_uint_eq(st.used_bytes, 0);
+	ck_assert_uint_eq(st.failures, sizeof(sizes) / sizeof(sizes[0]));
+}
+END_TEST
+
 static int
 overlaps(const struct live *a, const struct live *b)
 {
@@ -227,6 +244,7 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_small_and_large);
 	tcase_add_test(tc, test_exhaustion);
+	tcase_add_test(tc, test_huge_size);
 	tcase_add_test(tc, test_random_against_shadow);
 	tcase_add_test(tc, test_shared_across_fork);
 	tcase_add_test(tc, test_robust_lock);
