@@ -19,7 +19,6 @@ struct pt_buf {
 	off_t file_pos, file_last;
 	unsigned in_file : 1;
 	unsigned last_buf : 1; /* the end of the body */
-	unsigned flush : 1;    /* send what is queued now */
 	unsigned no_sendfile : 1; /* copy through a buffer, not sendfile */
 };
 

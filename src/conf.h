@@ -34,7 +34,8 @@ int pt_conf_read(struct pt_conf *cf, config_t *lc, const char *file);
 /* Apply every member of group at cf->scope. PT_OK or PT_ERROR. */
 int pt_conf_walk(struct pt_conf *cf, const config_setting_t *group);
 
-/* A new array of per-module confs of one kind (PT_STORE_SRV/LOC). */
+/* A new array of per-module confs of one kind (PT_STORE_SRV/LOC), from
+ * cf's pool; NULL when out of memory. */
 void **pt_conf_create(struct pt_conf *cf, unsigned store);
 
 /* Merge every module's conf of one kind from parent into child. */
@@ -66,7 +67,9 @@ int pt_conf_get_strlist(struct pt_conf *cf, const config_setting_t *node,
 int pt_conf_set_generic(struct pt_conf *cf, const struct pt_setting *s,
 			const config_setting_t *node, void *conf);
 
-/* Expand ${VAR} and ${VAR:-default} in s; NULL and *bad set on error. */
+/* Expand ${VAR} and ${VAR:-default} in s into a malloc'ed string the
+ * caller frees. On error NULL, with *bad at the faulty "${" (or NULL
+ * when out of memory). */
 char *pt_conf_expand_env(const char *s, const char **bad);
 
 #define PT_MERGE_I64(child, parent, def)                         \

@@ -212,10 +212,7 @@ pt_conn_close(struct pt_conn *c)
 	pt_timer_del(&w->loop, &c->timer);
 	pt_post_cancel(&w->loop, &c->posted);
 	if (c->buf != NULL) {
-		if (c->buf_size == PT_POOL_BLOCK)
-			pt_block_put(c->buf);
-		else
-			free(c->buf);
+		pt_block_release(c->buf, c->buf_size);
 		c->buf = NULL;
 	}
 	c->io.closed = 1;

@@ -132,7 +132,9 @@ heap_down(struct pt_loop *l, unsigned i)
 int
 pt_timer_add(struct pt_loop *l, struct pt_timer *t, int64_t ms)
 {
-	int64_t deadline = pt_now.mono_ms + ms;
+	/* saturate: a huge timeout means "never", not a past deadline */
+	int64_t deadline = ms > INT64_MAX - pt_now.mono_ms ? INT64_MAX
+							    : pt_now.mono_ms + ms;
 
 	if (t->index != 0) {
 		unsigned i = t->index - 1;

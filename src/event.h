@@ -62,16 +62,19 @@ void pt_loop_free(struct pt_loop *l);
 int pt_io_add(struct pt_loop *l, struct pt_io *io);
 /* Register a listening socket (level-triggered, optionally exclusive). */
 int pt_io_add_listener(struct pt_loop *l, struct pt_io *io, int exclusive);
+/* Stop watching io->fd (closing the fd does it too). */
 int pt_io_del(struct pt_loop *l, struct pt_io *io);
 
 /* Arm (or re-arm) t to fire after ms milliseconds. PT_OK or PT_ERROR. */
 int pt_timer_add(struct pt_loop *l, struct pt_timer *t, int64_t ms);
+/* Disarm t; a timer that is not armed is left alone. */
 void pt_timer_del(struct pt_loop *l, struct pt_timer *t);
 #define pt_timer_armed(t) ((t)->index != 0)
 
 /* Run p->fn after the current batch of events (once, however often
  * posted). */
 void pt_post(struct pt_loop *l, struct pt_posted *p);
+/* Take p out of the queue, also during the round that runs it. */
 void pt_post_cancel(struct pt_loop *l, struct pt_posted *p);
 
 /*

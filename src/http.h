@@ -53,7 +53,6 @@ struct pt_conn {
 	unsigned keepalive : 1; /* between requests */
 	unsigned closing : 1;   /* closed: freed after this event batch */
 	unsigned lingering : 1; /* draining input before close */
-	unsigned head_timer : 1; /* client_header_timeout armed */
 };
 
 /* ---- virtual servers and locations ------------------------------------ */
@@ -118,8 +117,6 @@ struct pt_http_main_conf {
 	pt_header_filter_fn *header_filters; /* first to last */
 	pt_body_filter_fn *body_filters;
 	unsigned nheader_filters, nbody_filters;
-	struct pt_http_var *vars; /* all variables, by name */
-	unsigned nvars;
 	struct pt_http_mime *mime;
 	const char *mime_types;
 	const config_setting_t *mime_types_node;
@@ -222,6 +219,7 @@ struct pt_http_request {
 	unsigned error_page : 1;
 	unsigned logged : 1;
 	unsigned finalized : 1;
+	unsigned client_gone : 1;  /* a write met EPIPE/ECONNRESET */
 };
 
 /* ---- phase engine ------------------------------------------------------ */
@@ -268,30 +266,45 @@ struct pt_tpl {
 	struct pt_str text; /* the whole value when it has no variable */
 };
 
+/*
+ * Compile s into *out (memory from cf's pool). "$name" is a variable,
+ * "$$" a literal '$'. An unknown variable is reported at node (file:line)
+ * and gives PT_ERROR.
+ */
 int pt_tpl_compile(struct pt_conf *cf, const config_setting_t *node,
 		   const char *s, struct pt_tpl *out);
 /* Evaluate into the request pool. PT_OK or PT_ERROR (out of memory). */
 int pt_tpl_eval(struct pt_http_request *r, const struct pt_tpl *t,
 		struct pt_str *out);
-/* Evaluate appending to buf[*len..cap) with an escaping function. */
+/*
+ * Evaluate into dst[0..cap), passing each variable's value through esc
+ * (which may grow text at most max_expand times; NULL: copy as is; an
+ * empty value is written as '-' when esc is given). Values are cut to
+ * fit, literal text never. Returns the bytes written; nothing allocated.
+ */
 typedef size_t (*pt_escape_fn)(char *dst, const char *src, size_t len);
 size_t pt_tpl_eval_into(struct pt_http_request *r, const struct pt_tpl *t,
 			char *dst, size_t cap, pt_escape_fn esc,
 			size_t max_expand);
 
-int pt_http_vars_init(struct pt_conf *cf, struct pt_http_main_conf *mc);
-const struct pt_http_var *pt_http_var_find(struct pt_http_main_conf *mc,
-					   const char *name, size_t len,
+/*
+ * The variable a name (without '$') refers to, among every module's
+ * table; for a prefix variable ($arg_NAME) *arg is the part after the
+ * prefix. NULL if there is none. Config time: a linear search.
+ */
+const struct pt_http_var *pt_http_var_find(const char *name, size_t len,
 					   struct pt_str *arg);
 
 /* ---- request processing (http_request.c) ------------------------------- */
 
+/* The listener's handler for a new connection: wait for a request head. */
 void pt_http_init_conn(struct pt_conn *c);
 
 /*
  * Finish r with rc: PT_DONE (response queued by a handler), PT_AGAIN
  * (suspended: nothing to do now), PT_ERROR (500) or an HTTP status (a
- * special response, or a close if the head was already sent).
+ * special response, or a close if the head was already sent). r may be
+ * freed when it returns: the caller must not touch it again.
  */
 void pt_http_finalize(struct pt_http_request *r, int rc);
 
@@ -301,14 +314,16 @@ int pt_http_status_keeps_conn(int status);
 /* The response of a status with no handler: error page or redirect. */
 int pt_http_special_response(struct pt_http_request *r, int status);
 
-/* Answer status on a connection whose head could not be parsed. */
-void pt_http_error_conn(struct pt_conn *c, int status);
 /* Turn keep-alive off if the location or the worker says so. */
 void pt_http_keepalive_check(struct pt_http_request *r);
 /* Run the LOG phase handlers once. */
 void pt_http_log_phase(struct pt_http_request *r);
 /* Seed the per-process generator of request ids (after fork). */
 void pt_http_seed_random(void);
+
+/* PT_OK, or 413 if the declared Content-Length exceeds
+ * client_max_body_size (of the location when known, else the server's). */
+int pt_http_body_declared_ok(struct pt_http_request *r);
 
 /* Discard the request body; PT_OK, or a status (400, 413, 500). A declared
  * length over client_max_body_size gives 413 before anything is read. */
@@ -319,10 +334,18 @@ int pt_http_find_location(struct pt_http_request *r);
 
 /* ---- output (http_output.c) --------------------------------------------- */
 
-/* Run the header filters; the last one queues the head. */
+/* Run the header filters; the last one queues the head (written with the
+ * first body bytes). PT_OK or PT_ERROR. */
 int pt_http_send_header(struct pt_http_request *r);
-/* Run the body filters on in; the last one queues and writes. */
+/*
+ * Run the body filters on in (a buffer marked last_buf ends the body);
+ * the last filter queues the buffers and writes what the socket takes.
+ * PT_OK (all written), PT_AGAIN (the rest is written as the socket
+ * drains: the buffers must stay valid until the request ends) or
+ * PT_ERROR. The chain links become the output path's.
+ */
 int pt_http_output(struct pt_http_request *r, struct pt_chain *in);
+/* For a filter: pass on to the next one (next is the filter's argument). */
 int pt_http_next_header_filter(struct pt_http_request *r, unsigned next);
 int pt_http_next_body_filter(struct pt_http_request *r, struct pt_chain *in,
 			     unsigned next);
@@ -332,9 +355,15 @@ int pt_http_queue_body(struct pt_http_request *r, struct pt_chain *in);
 /* Write what is pending; PT_OK (all written), PT_AGAIN or PT_ERROR. */
 int pt_http_flush(struct pt_http_request *r);
 
+/* Add a response field; name and value are not copied: they must live
+ * as long as the request (literals or r->pool). PT_OK or PT_ERROR. */
 int pt_http_add_header(struct pt_http_request *r, const char *name,
 		       size_t nlen, const char *value, size_t vlen);
+/* "NNN Reason" of a status, NULL if we know no reason phrase. */
 const char *pt_http_status_text(int status, size_t *len);
+/* The same, or "NNN " (from r's pool) without a known phrase. */
+const char *pt_http_status_line(struct pt_http_request *r, int status,
+				size_t *len);
 
 /* Content-Type for an extension (lower-cased match); default if none. */
 struct pt_str pt_http_mime_type(struct pt_http_request *r, struct pt_str ext);

@@ -1009,21 +1009,10 @@ core_select_server_phase(struct pt_http_request *r)
 static int
 core_find_location_phase(struct pt_http_request *r)
 {
-	struct pt_http_loc_conf *lc;
 	int rc = pt_http_find_location(r);
 
-	if (rc != PT_OK)
-		return rc;
-	lc = pt_http_core_loc(r);
-	if (r->h.content_length > lc->client_max_body_size &&
-	    lc->client_max_body_size > 0) {
-		pt_http_log(r, PT_LOG_ERR, 0,
-			    "client intended to send too large body: %lld "
-			    "bytes",
-			    (long long)r->h.content_length);
-		return 413;
-	}
-	return PT_OK;
+	/* the location's limit applies as soon as it is known */
+	return rc != PT_OK ? rc : pt_http_body_declared_ok(r);
 }
 
 /*

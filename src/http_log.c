@@ -349,16 +349,16 @@ log_postconfig(struct pt_conf *cf)
 static int
 log_open(struct pt_cycle *c, struct log_file *f)
 {
-	int fd = pt_log_open(f->path);
+	/* owned by the worker user, but never through a symbolic link */
+	int fd = pt_log_open_owned(f->path, c->core->switch_user
+						    ? c->core->uid
+						    : (uid_t)-1);
 
 	if (fd < 0) {
 		pt_log(PT_LOG_CRIT, errno, "cannot open access log \"%s\"",
 		       f->path);
 		return PT_ERROR;
 	}
-	if (c->core->switch_user && geteuid() == 0 &&
-	    fchown(fd, c->core->uid, (gid_t)-1) < 0)
-		pt_log(PT_LOG_WARN, errno, "chown(\"%s\") failed", f->path);
 	if (f->fd < 0) {
 		f->fd = fd;
 	} else {

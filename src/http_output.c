@@ -178,21 +178,28 @@ out_has_body(int status)
 	return !(status < 200 || status == 204 || status == 304);
 }
 
-int
-pt_http_queue_header(struct pt_http_request *r)
+/* "NNN Reason" for status; "NNN " when we know no reason phrase (the
+ * status line keeps its space). NULL on out of memory. */
+const char *
+pt_http_status_line(struct pt_http_request *r, int status, size_t *len)
+{
+	const char *st = pt_http_status_text(status, len);
+	char *code;
+
+	if (st != NULL)
+		return st;
+	code = pt_psprintf(r->pool, "%03d ", status);
+	*len = 4;
+	return code;
+}
+
+/* The decisions the head states: keep-alive, and whether a body follows. */
+static void
+out_head_decide(struct pt_http_request *r)
 {
 	struct pt_http_response *o = &r->out;
-	struct pt_http_loc_conf *lc = pt_http_core_loc(r);
-	const char *st;
-	size_t stlen, len;
-	char *head, *p, lm[48], num[24];
-	struct pt_chain *cl;
 
-	if (r->header_sent)
-		return PT_OK;
-	r->header_sent = 1;
-	/* the head says whether the connection stays open, so decide now:
-	 * keepalive_timeout 0, keepalive_requests, a graceful exit, and a
+	/* keepalive_timeout 0, keepalive_requests, a graceful exit, and a
 	 * body the client holds back until a "100 Continue" never sent */
 	pt_http_keepalive_check(r);
 	if (r->keepalive && !r->body.done && r->h.expect_continue &&
@@ -204,88 +211,111 @@ pt_http_queue_header(struct pt_http_request *r)
 	}
 	if (o->content_length < 0 && !r->header_only)
 		r->keepalive = 0; /* the close delimits the body */
-	st = pt_http_status_text(o->status, &stlen);
-	if (st == NULL) {
-		snprintf(num, sizeof(num), "%03d ", o->status);
-		st = pt_pstrdup(r->pool, num);
-		stlen = 4;
-		if (st == NULL)
-			return PT_ERROR;
-	}
-	len = sizeof("HTTP/1.1 \r\n") + stlen +
-	      sizeof("Server: portier/" PACKAGE_VERSION "\r\n") +
-	      sizeof("Date: \r\n") + sizeof(pt_now.http_date) +
-	      sizeof("Connection: keep-alive\r\n") + 2;
+}
+
+static size_t
+out_head_size(const struct pt_http_request *r, size_t stlen)
+{
+	const struct pt_http_response *o = &r->out;
+	size_t len = sizeof("HTTP/1.1 \r\n") + stlen +
+		     sizeof("Server: portier/" PACKAGE_VERSION "\r\n") +
+		     sizeof("Date: \r\n") + sizeof(pt_now.http_date) +
+		     sizeof("Connection: keep-alive\r\n") + 2;
+
 	if (o->content_type.len)
 		len += sizeof("Content-Type: \r\n") + o->content_type.len;
 	if (o->content_length >= 0)
 		len += sizeof("Content-Length: \r\n") + 20;
 	if (o->last_modified >= 0)
-		len += sizeof("Last-Modified: \r\n") + sizeof(lm);
+		len += sizeof("Last-Modified: \r\n") + sizeof(pt_now.http_date);
 	if (o->etag.len)
 		len += sizeof("ETag: \r\n") + o->etag.len;
 	if (o->location.len)
 		len += sizeof("Location: \r\n") + o->location.len;
 	if (o->content_range.len)
 		len += sizeof("Content-Range: \r\n") + o->content_range.len;
-	for (struct pt_http_out_header *h = o->headers; h; h = h->next)
+	for (const struct pt_http_out_header *h = o->headers; h; h = h->next)
 		len += h->name.len + h->value.len + 4;
-	head = p = pt_pnalloc(r->pool, len);
-	if (head == NULL)
-		return PT_ERROR;
+	return len;
+}
+
+/* "Name: value\r\n" at p; returns the end. */
+static char *
+out_field(char *p, const char *name, size_t nlen, struct pt_str v)
+{
+	OUT_PUT(p, name, nlen);
+	OUT_LIT(p, ": ");
+	OUT_PUT(p, v.data, v.len);
+	OUT_LIT(p, "\r\n");
+	return p;
+}
+
+#define OUT_FIELD(p, lit, v) ((p) = out_field((p), lit, sizeof(lit) - 1, (v)))
+
+static char *
+out_head_write(const struct pt_http_request *r, char *p, const char *st,
+	       size_t stlen)
+{
+	const struct pt_http_response *o = &r->out;
+	char lm[sizeof(pt_now.http_date)];
 
 	OUT_LIT(p, "HTTP/1.1 ");
 	OUT_PUT(p, st, stlen);
-	if (lc->server_tokens)
+	if (pt_http_core_loc(r)->server_tokens)
 		OUT_LIT(p, "\r\nServer: portier/" PACKAGE_VERSION "\r\nDate: ");
 	else
 		OUT_LIT(p, "\r\nServer: portier\r\nDate: ");
 	OUT_PUT(p, pt_now.http_date, strlen(pt_now.http_date));
 	OUT_LIT(p, "\r\n");
-	if (o->content_type.len) {
-		OUT_LIT(p, "Content-Type: ");
-		OUT_PUT(p, o->content_type.data, o->content_type.len);
-		OUT_LIT(p, "\r\n");
-	}
+	if (o->content_type.len)
+		OUT_FIELD(p, "Content-Type", o->content_type);
 	if (o->content_length >= 0)
 		p += sprintf(p, "Content-Length: %lld\r\n",
 			     (long long)o->content_length);
 	if (o->last_modified >= 0) {
 		pt_time_http(o->last_modified, lm);
-		OUT_LIT(p, "Last-Modified: ");
-		OUT_PUT(p, lm, strlen(lm));
-		OUT_LIT(p, "\r\n");
+		OUT_FIELD(p, "Last-Modified", ((struct pt_str){ lm, strlen(lm) }));
 	}
-	if (o->etag.len) {
-		OUT_LIT(p, "ETag: ");
-		OUT_PUT(p, o->etag.data, o->etag.len);
-		OUT_LIT(p, "\r\n");
-	}
-	if (o->location.len) {
-		OUT_LIT(p, "Location: ");
-		OUT_PUT(p, o->location.data, o->location.len);
-		OUT_LIT(p, "\r\n");
-	}
-	if (o->content_range.len) {
-		OUT_LIT(p, "Content-Range: ");
-		OUT_PUT(p, o->content_range.data, o->content_range.len);
-		OUT_LIT(p, "\r\n");
-	}
-	for (struct pt_http_out_header *h = o->headers; h; h = h->next) {
-		OUT_PUT(p, h->name.data, h->name.len);
-		OUT_LIT(p, ": ");
-		OUT_PUT(p, h->value.data, h->value.len);
-		OUT_LIT(p, "\r\n");
-	}
+	if (o->etag.len)
+		OUT_FIELD(p, "ETag", o->etag);
+	if (o->location.len)
+		OUT_FIELD(p, "Location", o->location);
+	if (o->content_range.len)
+		OUT_FIELD(p, "Content-Range", o->content_range);
+	for (const struct pt_http_out_header *h = o->headers; h; h = h->next)
+		p = out_field(p, h->name.data, h->name.len, h->value);
 	if (!r->keepalive)
 		OUT_LIT(p, "Connection: close\r\n");
 	else if (r->h.version == 10)
 		OUT_LIT(p, "Connection: keep-alive\r\n");
 	OUT_LIT(p, "\r\n");
-	PT_ASSERT((size_t)(p - head) <= len);
+	return p;
+}
 
-	r->head_bytes = p - head;
-	cl = pt_chain_mem(r->pool, head, (size_t)(p - head));
+int
+pt_http_queue_header(struct pt_http_request *r)
+{
+	const char *st;
+	size_t stlen, len;
+	char *head, *end;
+	struct pt_chain *cl;
+
+	if (r->header_sent)
+		return PT_OK;
+	r->header_sent = 1;
+	out_head_decide(r);
+	st = pt_http_status_line(r, r->out.status, &stlen);
+	if (st == NULL)
+		return PT_ERROR;
+	len = out_head_size(r, stlen);
+	head = pt_pnalloc(r->pool, len);
+	if (head == NULL)
+		return PT_ERROR;
+	end = out_head_write(r, head, st, stlen);
+	PT_ASSERT((size_t)(end - head) <= len);
+
+	r->head_bytes = end - head;
+	cl = pt_chain_mem(r->pool, head, (size_t)(end - head));
 	if (cl == NULL)
 		return PT_ERROR;
 	*r->pending_tail = cl;
@@ -449,9 +479,8 @@ pt_http_flush(struct pt_http_request *r)
 					c->io.writable = 0;
 				continue;
 			}
-			pt_http_log(r, errno == EPIPE || errno == ECONNRESET
-					       ? PT_LOG_INFO
-					       : PT_LOG_ERR,
+			r->client_gone = errno == EPIPE || errno == ECONNRESET;
+			pt_http_log(r, r->client_gone ? PT_LOG_INFO : PT_LOG_ERR,
 				    errno, "writing the response failed");
 			return PT_ERROR;
 		}
@@ -476,7 +505,7 @@ int
 pt_http_special_response(struct pt_http_request *r, int status)
 {
 	size_t stlen;
-	const char *st = pt_http_status_text(status, &stlen);
+	const char *st;
 	struct pt_chain *cl;
 	char *body;
 	size_t blen;
@@ -484,15 +513,12 @@ pt_http_special_response(struct pt_http_request *r, int status)
 	if (status < 100 || status > 599) {
 		pt_http_log(r, PT_LOG_ERR, 0, "invalid status %d", status);
 		status = 500;
-		st = pt_http_status_text(status, &stlen);
-	} else if (st == NULL) {
-		/* a status without a reason phrase we know: the code alone */
-		char *code = pt_psprintf(r->pool, "%03d", status);
-		if (code == NULL)
-			return PT_ERROR;
-		st = code;
-		stlen = 3;
 	}
+	st = pt_http_status_line(r, status, &stlen);
+	if (st == NULL)
+		return PT_ERROR;
+	if (st[stlen - 1] == ' ')
+		stlen--; /* "418 ": the page's title is the code alone */
 	r->out.status = status;
 	r->error_page = 1;
 	/*
@@ -527,9 +553,9 @@ pt_http_special_response(struct pt_http_request *r, int status)
 	if (body == NULL)
 		return PT_ERROR;
 	snprintf(body, blen + 1,
-		 "<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n"
-		 "<center><h1>%s%s",
-		 st, st, special_tail);
+		 "<html>\r\n<head><title>%.*s</title></head>\r\n<body>\r\n"
+		 "<center><h1>%.*s%s",
+		 (int)stlen, st, (int)stlen, st, special_tail);
 	r->out.content_type.data = "text/html";
 	r->out.content_type.len = 9;
 	r->out.content_length = (int64_t)blen;

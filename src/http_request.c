@@ -74,20 +74,14 @@ http_default_srv(const struct pt_conn *c)
 	return c->addr->default_server->srv_conf[PT_HTTP_CORE_INDEX];
 }
 
-/*
- * Format a message for the error log. Request data reaches it (a decoded
- * path in a file name holds CR and LF when the client sent "%0d%0a"), so
- * control bytes are written as \xHH: a client must not forge log lines.
- */
+/* Copy in to out (cap bytes) with control bytes written as \xHH. */
 static void
-http_log_msg(char *out, size_t cap, const char *fmt, va_list ap)
+http_log_escape(char *out, size_t cap, const char *in)
 {
 	static const char hex[] = "0123456789abcdef";
-	char raw[1024];
 	size_t n = 0;
 
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	for (const char *p = raw; *p != '\0' && n + 4 < cap; p++) {
+	for (const char *p = in; *p != '\0' && n + 4 < cap; p++) {
 		unsigned char ch = (unsigned char)*p;
 		if (ch >= 0x20 && ch != 0x7f) {
 			out[n++] = (char)ch;
@@ -101,57 +95,65 @@ http_log_msg(char *out, size_t cap, const char *fmt, va_list ap)
 	out[n] = '\0';
 }
 
+/*
+ * One line for the error log about a connection, and its request if
+ * there is one. Everything in it may come from the client (a decoded
+ * path, a refused request line): control bytes are written as \xHH, so
+ * a client can not forge lines.
+ */
+static void
+http_logv(struct pt_conn *c, const struct pt_str *line, int level, int err,
+	  const char *fmt, va_list ap)
+{
+	char raw[1024], full[2048], out[2048], ip[64];
+
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	pt_addr_ip(&c->peer.u.sa, ip, sizeof(ip));
+	if (line != NULL)
+		snprintf(full, sizeof(full),
+			 "*%llu %s, client: %s, request: \"%.*s\"",
+			 (unsigned long long)c->number, raw, ip,
+			 (int)PT_MIN(line->len, 512), line->data);
+	else
+		snprintf(full, sizeof(full), "*%llu %s, client: %s",
+			 (unsigned long long)c->number, raw, ip);
+	http_log_escape(out, sizeof(out), full);
+	pt_log(level, err, "%s", out);
+}
+
 void
 pt_conn_log(struct pt_conn *c, int level, int err, const char *fmt, ...)
 {
-	char msg[1024], ip[64];
 	va_list ap;
 
 	if (!pt_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	http_log_msg(msg, sizeof(msg), fmt, ap);
+	http_logv(c, NULL, level, err, fmt, ap);
 	va_end(ap);
-	pt_addr_ip(&c->peer.u.sa, ip, sizeof(ip));
-	pt_log(level, err, "*%llu %s, client: %s", (unsigned long long)c->number,
-	       msg, ip);
 }
 
 void
 pt_http_log(struct pt_http_request *r, int level, int err, const char *fmt,
 	    ...)
 {
-	char msg[1024], ip[64];
 	va_list ap;
 
 	if (!pt_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	http_log_msg(msg, sizeof(msg), fmt, ap);
+	http_logv(r->conn, &r->request_line, level, err, fmt, ap);
 	va_end(ap);
-	pt_addr_ip(&r->conn->peer.u.sa, ip, sizeof(ip));
-	pt_log(level, err, "*%llu %s, client: %s, request: \"%.*s\"",
-	       (unsigned long long)r->conn->number, msg, ip,
-	       (int)PT_MIN(r->request_line.len, 512), r->request_line.data);
 }
 
 /* ---- buffers --------------------------------------------------------------- */
-
-static void
-http_buf_release(char *buf, uint32_t size)
-{
-	if (size == PT_POOL_BLOCK)
-		pt_block_put(buf);
-	else
-		free(buf);
-}
 
 static void
 http_buf_free(struct pt_conn *c)
 {
 	if (c->buf == NULL)
 		return;
-	http_buf_release(c->buf, c->buf_size);
+	pt_block_release(c->buf, c->buf_size);
 	c->buf = NULL;
 	c->buf_size = c->buf_pos = c->buf_last = 0;
 }
@@ -161,7 +163,7 @@ http_head_buf_free(void *data)
 {
 	struct pt_http_request *r = data;
 
-	http_buf_release(r->head_buf, r->head_buf_size);
+	pt_block_release(r->head_buf, r->head_buf_size);
 }
 
 /*
@@ -219,7 +221,7 @@ http_buf_room(struct pt_conn *c, size_t head_max)
 	if (nb == NULL)
 		return 500;
 	memcpy(nb, c->buf, used);
-	http_buf_release(c->buf, c->buf_size);
+	pt_block_release(c->buf, c->buf_size);
 	c->buf = nb;
 	c->buf_size = (uint32_t)size;
 	return PT_OK;
@@ -284,22 +286,28 @@ pt_http_init_conn(struct pt_conn *c)
 	c->io.on_read = http_read_head;
 	c->io.on_write = http_noop;
 	c->timer.fn = http_timeout;
-	c->head_timer = 1;
 	pt_timer_add(&c->w->loop, &c->timer,
 		     http_default_srv(c)->client_header_timeout);
+}
+
+/* Log the request if it got an answer, then free it. */
+static void
+http_free_request(struct pt_conn *c)
+{
+	struct pt_http_request *r = c->req;
+
+	if (r == NULL)
+		return;
+	if (r->out.status != 0)
+		pt_http_log_phase(r);
+	c->req = NULL;
+	pt_pool_destroy(r->pool);
 }
 
 static void
 http_close(struct pt_conn *c)
 {
-	struct pt_http_request *r = c->req;
-
-	if (r != NULL) {
-		if (!r->logged && r->out.status != 0)
-			pt_http_log_phase(r);
-		c->req = NULL;
-		pt_pool_destroy(r->pool);
-	}
+	http_free_request(c);
 	http_buf_free(c);
 	pt_conn_close(c);
 }
@@ -356,13 +364,7 @@ http_lingering_read(struct pt_io *io)
 static void
 http_lingering_close(struct pt_conn *c)
 {
-	struct pt_http_request *r = c->req;
-
-	if (r != NULL) {
-		pt_http_log_phase(r);
-		c->req = NULL;
-		pt_pool_destroy(r->pool);
-	}
+	http_free_request(c);
 	http_buf_free(c);
 	/*
 	 * Even when the client has hung up its side, bytes it sent before
@@ -431,17 +433,10 @@ http_error_conn(struct pt_conn *c, int status, int head_only)
 		return;
 	}
 	pt_timer_del(&c->w->loop, &c->timer);
-	c->head_timer = 0;
 	r->keepalive = 0;
 	if (head_only)
 		r->header_only = 1;
 	pt_http_finalize(r, status);
-}
-
-void
-pt_http_error_conn(struct pt_conn *c, int status)
-{
-	http_error_conn(c, status, 0);
 }
 
 static void
@@ -526,7 +521,6 @@ http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 		http_close(c);
 		return;
 	}
-	c->head_timer = 0;
 	pt_timer_del(&c->w->loop, &c->timer);
 	eol = memchr(head, '\r', hlen);
 	r->request_line.data = head;
@@ -696,7 +690,6 @@ http_read_head(struct pt_io *io)
 			memset(&c->scan, 0, sizeof(c->scan));
 			c->keepalive = 0;
 			pt_conn_set_idle(c, 0);
-			c->head_timer = 1;
 			pt_timer_add(&c->w->loop, &c->timer,
 				     sc->client_header_timeout);
 		}
@@ -746,7 +739,6 @@ http_keepalive(struct pt_conn *c)
 	c->io.on_write = http_noop;
 	if (c->buf != NULL && !http_empty_lines(c)) {
 		/* a pipelined request is already here */
-		c->head_timer = 1;
 		pt_timer_add(&c->w->loop, &c->timer,
 			     http_default_srv(c)->client_header_timeout);
 		http_post_read(c);
@@ -807,8 +799,12 @@ pt_http_finalize(struct pt_http_request *r, int rc)
 		rc = 500;
 	if (rc >= 100) {
 		if (r->header_sent) {
-			pt_http_log(r, PT_LOG_ERR, 0,
-				    "response failed after its head was sent");
+			/* a client that went away was logged (info) where the
+			 * write failed; anything else is ours */
+			if (!r->client_gone)
+				pt_http_log(r, PT_LOG_ERR, 0,
+					    "response failed after its head "
+					    "was sent");
 			http_close(c);
 			return;
 		}
@@ -965,18 +961,11 @@ http_discard_read(struct pt_http_request *r)
 }
 
 int
-pt_http_discard_body(struct pt_http_request *r)
+pt_http_body_declared_ok(struct pt_http_request *r)
 {
 	int64_t max = pt_http_core_loc(r)->client_max_body_size;
-	int rc;
 
-	if (r->body.done || r->discarding)
-		return PT_OK;
 	if (max > 0 && r->h.content_length > max) {
-		/* the FIND_LOCATION phase refuses such a length; this is for
-		 * the answers given before it (a server-level return, "OPTIONS
-		 * *"), which would otherwise read any length (portier.conf(5):
-		 * a larger declared body is answered with 413) */
 		pt_http_log(r, PT_LOG_ERR, 0,
 			    "client intended to send too large body: %lld "
 			    "bytes",
@@ -984,6 +973,21 @@ pt_http_discard_body(struct pt_http_request *r)
 		r->keepalive = 0;
 		return 413;
 	}
+	return PT_OK;
+}
+
+int
+pt_http_discard_body(struct pt_http_request *r)
+{
+	int rc;
+
+	if (r->body.done || r->discarding)
+		return PT_OK;
+	/* FIND_LOCATION already checked, but answers given before it (a
+	 * server-level return, "OPTIONS *") must not read any length */
+	rc = pt_http_body_declared_ok(r);
+	if (rc != PT_OK)
+		return rc;
 	if (r->h.expect_continue && !r->expect_tested) {
 		/*
 		 * The client waits for a "100 Continue" it will not get: it

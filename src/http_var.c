@@ -516,10 +516,8 @@ const struct pt_http_var pt_http_core_vars[] = {
 /* ---- lookup and templates ------------------------------------------------ */
 
 const struct pt_http_var *
-pt_http_var_find(struct pt_http_main_conf *mc, const char *name, size_t len,
-		 struct pt_str *arg)
+pt_http_var_find(const char *name, size_t len, struct pt_str *arg)
 {
-	(void)mc;
 	for (unsigned i = 0; pt_modules[i] != NULL; i++) {
 		const struct pt_http_var *v = pt_modules[i]->vars;
 		for (; v != NULL && v->name != NULL; v++) {
@@ -587,7 +585,7 @@ pt_tpl_compile(struct pt_conf *cf, const config_setting_t *node,
 		part = &out->parts[k++];
 		part->lit.data = lit;
 		part->lit.len = (size_t)(name - 1 - lit);
-		part->var = pt_http_var_find(NULL, name, (size_t)(p - name),
+		part->var = pt_http_var_find(name, (size_t)(p - name),
 					     &part->arg);
 		if (part->var == NULL) {
 			pt_conf_error(cf, node,

@@ -60,7 +60,9 @@ void pt_addr_text(const struct sockaddr *sa, socklen_t len, char *buf,
 size_t pt_addr_ip(const struct sockaddr *sa, char *buf, size_t buflen);
 unsigned pt_addr_port(const struct sockaddr *sa);
 
+/* 1 for 0.0.0.0 and [::] (any port), 0 otherwise (unix sockets too). */
 int pt_addr_is_wildcard(const struct pt_sockaddr *a);
+/* 1 if a and b are the same family, address and port (or unix path). */
 int pt_addr_equal(const struct pt_sockaddr *a, const struct pt_sockaddr *b);
 
 /* Create, bind and listen. Returns PT_OK or PT_ERROR (logged). */

@@ -114,7 +114,12 @@ master_child_main(struct master *m, int slot, pid_t master)
 	pt_worker_run(m->cycle, slot, master);
 }
 
-static void master_signal_old(struct master *m, unsigned keep_generation);
+/* Flags of master_signal_workers(). */
+#define SIGW_MARK 1   /* they are asked to leave: do not respawn them */
+#define SIGW_OTHERS 2 /* every generation but the one given */
+
+static void master_signal_workers(struct master *m, int sig,
+				  unsigned generation, int flags);
 
 static int
 master_spawn(struct master *m, int slot)
@@ -142,7 +147,8 @@ master_spawn(struct master *m, int slot)
 	m->slots[slot].respawn_at = 0;
 	if (m->retire_old) {
 		m->retire_old = 0;
-		master_signal_old(m, m->cycle->generation);
+		master_signal_workers(m, SIGQUIT, m->cycle->generation,
+				      SIGW_MARK | SIGW_OTHERS);
 	}
 	pt_log(PT_LOG_NOTICE, 0, "started worker %d (pid %d, generation %u)",
 	       slot, (int)pid, m->cycle->generation);
@@ -168,32 +174,21 @@ master_start_workers(struct master *m)
 	return rc;
 }
 
-/* Signal the workers; with generation 0, all of them. */
+/* Signal the workers of a generation (0: all), or of all but one. */
 static void
 master_signal_workers(struct master *m, int sig, unsigned generation,
-		      int mark_exiting)
+		      int flags)
 {
 	for (unsigned i = 0; i < m->nchildren; i++) {
 		struct master_child *ch = &m->children[i];
-		if (generation != 0 && ch->generation != generation)
+		int same = ch->generation == generation;
+		if ((flags & SIGW_OTHERS) ? same : generation != 0 && !same)
 			continue;
-		if (mark_exiting)
+		if (flags & SIGW_MARK)
 			ch->exiting = 1;
 		if (kill(ch->pid, sig) < 0 && errno != ESRCH)
 			pt_log(PT_LOG_ERR, errno, "kill(%d, %d) failed",
 			       (int)ch->pid, sig);
-	}
-}
-
-static void
-master_signal_old(struct master *m, unsigned keep_generation)
-{
-	for (unsigned i = 0; i < m->nchildren; i++) {
-		struct master_child *ch = &m->children[i];
-		if (ch->generation == keep_generation)
-			continue;
-		ch->exiting = 1;
-		kill(ch->pid, SIGQUIT);
 	}
 }
 
@@ -478,7 +473,7 @@ master_signal(struct master *m, int sig, int code)
 			pt_log(PT_LOG_NOTICE, 0, "fast shutdown");
 			m->terminating = 1;
 			m->kill_at = master_now() + MASTER_KILL_AFTER_MS;
-			master_signal_workers(m, SIGTERM, 0, 1);
+			master_signal_workers(m, SIGTERM, 0, SIGW_MARK);
 			master_close_listeners(m);
 		}
 		break;
@@ -486,7 +481,7 @@ master_signal(struct master *m, int sig, int code)
 		if (!m->quitting) {
 			pt_log(PT_LOG_NOTICE, 0, "graceful shutdown");
 			m->quitting = 1;
-			master_signal_workers(m, SIGQUIT, 0, 1);
+			master_signal_workers(m, SIGQUIT, 0, SIGW_MARK);
 			master_close_listeners(m);
 		}
 		break;
@@ -512,7 +507,7 @@ master_signal(struct master *m, int sig, int code)
 		}
 		pt_log(PT_LOG_NOTICE, 0, "stopping workers gracefully (WINCH)");
 		m->no_workers = 1;
-		master_signal_workers(m, SIGQUIT, 0, 1);
+		master_signal_workers(m, SIGQUIT, 0, SIGW_MARK);
 		break;
 	case SIGCHLD:
 		master_reap(m);
@@ -562,7 +557,7 @@ master_loop(struct master *m)
 			pt_log(PT_LOG_WARN, 0, "killing %u workers that did not "
 					       "exit",
 			       m->nchildren);
-			master_signal_workers(m, SIGKILL, 0, 1);
+			master_signal_workers(m, SIGKILL, 0, SIGW_MARK);
 			m->kill_at = master_now() + MASTER_KILL_AFTER_MS;
 		}
 		if ((m->quitting || m->terminating) && m->nchildren == 0)
@@ -641,7 +636,7 @@ pt_master_run(struct pt_cycle *cycle, const struct pt_master_opts *o)
 	       PACKAGE_VERSION, (int)getpid());
 	if (master_start_workers(&m) != PT_OK) {
 		m.terminating = 1;
-		master_signal_workers(&m, SIGTERM, 0, 1);
+		master_signal_workers(&m, SIGTERM, 0, SIGW_MARK);
 	}
 	master_loop(&m);
 	pt_log(PT_LOG_NOTICE, 0, "exiting");

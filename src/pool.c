@@ -79,6 +79,15 @@ pt_block_put(void *block)
 }
 
 void
+pt_block_release(void *p, size_t size)
+{
+	if (size == PT_POOL_BLOCK)
+		pt_block_put(p);
+	else
+		free(p);
+}
+
+void
 pt_block_trim(void)
 {
 	while (pool_free != NULL) {

@@ -47,6 +47,9 @@ size_t pt_pool_size(const struct pt_pool *p);
  */
 void *pt_block_get(void);
 void pt_block_put(void *block);
+/* Give back a buffer that is a block (size PT_POOL_BLOCK) or grew past
+ * one with malloc (any other size). */
+void pt_block_release(void *p, size_t size);
 /* Free every cached block (tests, and a worker's exit). */
 void pt_block_trim(void);
 

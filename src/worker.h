@@ -42,7 +42,8 @@ PT_NORETURN void pt_worker_run(struct pt_cycle *cycle, int slot,
 
 /* The listener's read handler: accept what is pending. */
 void pt_conn_accept(struct pt_io *io);
-/* Close now; the memory is reused after the current event batch. */
+/* Close now; the memory is reused after the current event batch. The
+ * protocol's state (c->req, its pool) is the caller's to free first. */
 void pt_conn_close(struct pt_conn *c);
 /* Move c to or from the idle list (keep-alive with no buffer). */
 void pt_conn_set_idle(struct pt_conn *c, int idle);
@@ -50,7 +51,7 @@ void pt_conn_set_idle(struct pt_conn *c, int idle);
 void pt_conn_close_idle(struct pt_worker *w, unsigned max);
 /* Stop or resume accepting on every listener of the worker. */
 void pt_worker_accept(struct pt_worker *w, int on);
-/* A connection finished; the worker may exit if it is quitting. */
+/* A connection closed: resume accepting if the bound had stopped it. */
 void pt_worker_conn_done(struct pt_worker *w);
 
 #endif
