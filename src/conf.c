@@ -16,9 +16,7 @@
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <libgen.h>
 #include <unistd.h>
 
 static const char *const conf_scope_names[] = { "main", "server",
@@ -202,133 +200,63 @@ conf_expand_tree(struct pt_conf *cf, config_setting_t *node)
 	return PT_OK;
 }
 
-/*
- * @include paths are relative to the config's directory, absolute ones are
- * taken as they are. libconfig >= 1.7 does that with an include directory.
- * Older ones prefix the include directory to every path, an absolute one
- * too, and record a file's name as written: there the config is parsed
- * with its directory as the working directory (restored at once), and the
- * names of included files are completed afterwards, so that messages and
- * logs name a file whatever the working directory.
- */
-#if LIBCONFIG_VER_MAJOR > 1 || \
-	(LIBCONFIG_VER_MAJOR == 1 && LIBCONFIG_VER_MINOR >= 7)
-#define CONF_OLD_INCLUDE 0
-#else
-#define CONF_OLD_INCLUDE 1
-#endif
-
-struct conf_names {
-	const char *dir;
-	const char *from, *to; /* the last name completed */
-};
-
-/* name as recorded by libconfig, completed with the config's directory. */
-static const char *
-conf_file_name(struct pt_conf *cf, struct conf_names *cn, const char *name)
-{
-	if (!CONF_OLD_INCLUDE || name == NULL || name[0] == '/' ||
-	    strcmp(cn->dir, ".") == 0)
-		return name;
-	if (name != cn->from) {
-		const char *to = pt_psprintf(cf->pool, "%s/%s", cn->dir, name);
-		if (to == NULL)
-			return name;
-		cn->from = name;
-		cn->to = to;
-	}
-	return cn->to;
-}
-
+/* Give every node the file and line it came from in the expanded text. */
 static void
-conf_fix_names(struct pt_conf *cf, struct conf_names *cn,
-	       config_setting_t *node)
+conf_fix_positions(const struct pt_conf_src *src, config_setting_t *node)
 {
-	node->file = conf_file_name(cf, cn, node->file);
+	const char *file;
+	unsigned line;
+
+	if (pt_conf_src_where(src, node->line, &file, &line) == PT_OK) {
+		node->file = file;
+		node->line = line;
+	}
 	if (config_setting_is_aggregate(node)) {
 		int n = config_setting_length(node);
 		for (unsigned i = 0; i < (unsigned)n; i++)
-			conf_fix_names(cf, cn, config_setting_get_elem(node, i));
+			conf_fix_positions(src, config_setting_get_elem(node, i));
 	}
-}
-
-/* Parse file with dir as the working directory (CONF_OLD_INCLUDE); *io
- * is set when file can not be opened (errno says why). */
-static int
-conf_parse_in(config_t *lc, const char *file, const char *dir, int *io)
-{
-	FILE *f = fopen(file, "re");
-	int cwd, rc;
-
-	if (f == NULL) {
-		*io = 1;
-		return CONFIG_FALSE;
-	}
-	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (cwd < 0 || chdir(dir) != 0) {
-		/* relative includes still work this way */
-		config_set_include_dir(lc, dir);
-		if (cwd >= 0)
-			close(cwd);
-		cwd = -1;
-	}
-	rc = config_read(lc, f);
-	if (cwd >= 0) {
-		if (fchdir(cwd) != 0)
-			pt_log(PT_LOG_CRIT, errno,
-			       "cannot return to the working directory");
-		close(cwd);
-	}
-	fclose(f);
-	return rc;
 }
 
 int
 pt_conf_read(struct pt_conf *cf, config_t *lc, const char *file)
 {
-	struct conf_names cn = { NULL, NULL, NULL };
-	char *dup;
-	int rc, io = 0;
+	struct pt_conf_src src;
+	const char *where;
+	unsigned line;
+	int rc;
 
 	config_init(lc);
-	dup = strdup(file);
-	if (dup == NULL)
+	/* @include is ours (conf_include.c): globs, and exact positions */
+	if (pt_conf_src_load(cf, file, &src) != PT_OK) {
+		pt_conf_src_free(&src);
 		return PT_ERROR;
-	cn.dir = pt_pstrdup(cf->pool, dirname(dup));
-	free(dup);
-	if (cn.dir == NULL)
-		return PT_ERROR;
-	errno = 0;
-	if (CONF_OLD_INCLUDE) {
-		rc = conf_parse_in(lc, file, cn.dir, &io);
-	} else {
-		config_set_include_dir(lc, cn.dir);
-		rc = config_read_file(lc, file);
 	}
+	rc = config_read_string(lc, src.text);
 	if (rc != CONFIG_TRUE) {
-		const char *ef = conf_file_name(cf, &cn, config_error_file(lc));
-
 		cf->errors++;
-		if (io || (config_error_type(lc) == CONFIG_ERR_FILE_IO &&
-			   ef == NULL)) {
-			if (cf->to_stderr)
-				fprintf(stderr,
-					"portier: %s: cannot read: %s\n", file,
-					strerror(errno ? errno : ENOENT));
-			else
-				pt_log(PT_LOG_ERR, errno, "%s: cannot read",
-				       file);
-		} else if (cf->to_stderr) {
-			fprintf(stderr, "portier: %s:%d: %s\n", ef ? ef : file,
-				config_error_line(lc), config_error_text(lc));
-		} else {
-			pt_log(PT_LOG_ERR, 0, "%s:%d: %s", ef ? ef : file,
-			       config_error_line(lc), config_error_text(lc));
+		unsigned el = (unsigned)config_error_line(lc);
+		if (pt_conf_src_where(&src, el, &where, &line) != PT_OK) {
+			/* past the last line: the end of the file read last */
+			where = file;
+			line = el;
+			if (src.nlines > 0 && el > src.nlines) {
+				where = src.lines[src.nlines - 1].file;
+				line = src.lines[src.nlines - 1].line +
+				       (el - src.nlines);
+			}
 		}
+		if (cf->to_stderr)
+			fprintf(stderr, "portier: %s:%u: %s\n", where, line,
+				config_error_text(lc));
+		else
+			pt_log(PT_LOG_ERR, 0, "%s:%u: %s", where, line,
+			       config_error_text(lc));
+		pt_conf_src_free(&src);
 		return PT_ERROR;
 	}
-	if (CONF_OLD_INCLUDE)
-		conf_fix_names(cf, &cn, config_root_setting(lc));
+	conf_fix_positions(&src, config_root_setting(lc));
+	pt_conf_src_free(&src);
 	return conf_expand_tree(cf, config_root_setting(lc));
 }
 

@@ -28,6 +28,30 @@ struct pt_conf {
 	unsigned errors;
 };
 
+/*
+ * The text of a configuration with every @include expanded (glob
+ * patterns, relative to the config's directory), and where each of its
+ * lines came from (conf_include.c).
+ */
+struct pt_conf_line {
+	const char *file; /* from cf's pool */
+	unsigned line;
+};
+struct pt_conf_src {
+	char *text;
+	size_t len;
+	struct pt_conf_line *lines;
+	unsigned nlines;
+};
+/* Load file and its includes into src (free with pt_conf_src_free, also
+ * on failure). PT_OK, or PT_ERROR after reporting the error. */
+int pt_conf_src_load(struct pt_conf *cf, const char *file,
+		     struct pt_conf_src *src);
+void pt_conf_src_free(struct pt_conf_src *src);
+/* File and line of line n (1-based) of src's text; PT_ERROR if none. */
+int pt_conf_src_where(const struct pt_conf_src *src, unsigned n,
+		      const char **file, unsigned *line);
+
 /* Read file into lc; on failure report and return PT_ERROR. */
 int pt_conf_read(struct pt_conf *cf, config_t *lc, const char *file);
 

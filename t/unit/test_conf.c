@@ -379,7 +379,8 @@ static const struct {
 	{ T_SRV "worker_connections = 1;\nworker_connections = 2;\n",
 	  "portier: @F:3: duplicate setting name\n" },
 	{ T_SRV "@include \"missing.conf\"\n",
-	  "portier: @F:2: cannot open include file\n" },
+	  "portier: @F:2: cannot open include file \"@D/missing.conf\": "
+	  "No such file or directory\n" },
 
 	/* servers and listen */
 	{ "worker_connections = 512;\n",
@@ -967,7 +968,7 @@ START_TEST(test_include)
 	t_write("conf.d/servers.conf", "@include \"conf.d/missing.conf\"\n");
 	t_fails("@include \"other.conf\"\n",
 		"portier: @D/conf.d/servers.conf:1: cannot open include "
-		"file\n");
+		"file \"@D/conf.d/missing.conf\": No such file or directory\n");
 	ck_assert_int_eq(chdir(cwd), 0);
 }
 END_TEST
@@ -993,6 +994,46 @@ START_TEST(test_include_relative_conf)
 	ck_assert_uint_eq(t_main(c)->nservers, 1);
 	pt_cycle_free(c);
 	ck_assert_int_eq(chdir(cwd), 0);
+}
+END_TEST
+
+/* Wildcard includes: sorted, an empty match is fine, positions exact. */
+START_TEST(test_include_glob)
+{
+	struct pt_cycle *c;
+	char sub[PATH_MAX + 16];
+
+	snprintf(sub, sizeof(sub), "%s/conf.d", t_dir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	t_write("conf.d/b.conf", T_SRV);
+	t_write("conf.d/a.conf", "worker_connections = 100;\n");
+	t_write("conf.d/ignored.txt", "bogus = 1;\n");
+	c = t_ok("@include \"conf.d/*.conf\"\n"
+		 "@include \"none.d/*.conf\"\n"
+		 "worker_processes = 3;\n",
+		 NULL);
+	ck_assert_int_eq(c->core->worker_connections, 100);
+	ck_assert_int_eq(c->core->worker_processes, 3);
+	ck_assert_uint_eq(t_main(c)->nservers, 1);
+	pt_cycle_free(c);
+
+	/* the second file of the match, second line */
+	t_write("conf.d/c.conf", "\nbogus = 1;\n");
+	t_fails("@include \"conf.d/*.conf\"\n",
+		"portier: @D/conf.d/c.conf:2: unknown setting \"bogus\"\n");
+	/* a line after the included ones keeps its own number */
+	t_write("conf.d/c.conf", "\n");
+	t_fails("@include \"conf.d/*.conf\"\n\nnope = 2;\n",
+		"portier: @F:3: unknown setting \"nope\"\n");
+	/* a loop */
+	t_write("loop.conf", "@include \"loop.conf\"\n");
+	t_fails("@include \"loop.conf\"\n" T_SRV,
+		"portier: @D/loop.conf:1: @include nested too deep (a "
+		"loop?)\n");
+	/* not a directive libconfig or we can read */
+	t_fails(T_SRV "@include conf.d/a.conf\n",
+		"portier: @F:2: invalid @include (expected @include \"file\" "
+		"on a line of its own)\n");
 }
 END_TEST
 
@@ -1572,6 +1613,7 @@ t_suite(void)
 	tcase_add_test(tc, test_include);
 	tcase_add_test(tc, test_include_relative_conf);
 	tcase_add_test(tc, test_include_absolute);
+	tcase_add_test(tc, test_include_glob);
 	tcase_add_test(tc, test_warnings);
 	tcase_add_test(tc, test_locations);
 	tcase_add_test(tc, test_server_names);
