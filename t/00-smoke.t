@@ -7,6 +7,8 @@ use lib "$FindBin::Bin/lib";
 use PortierTest;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $t = PortierTest->new;
 $t->write_file('www/index.html', "hello\n");
 $t->config(<<'EOF')->run;

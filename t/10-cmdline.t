@@ -10,6 +10,8 @@ use PortierTest;
 use POSIX qw(:sys_wait_h);
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $bin = PortierTest::binary();
 
 # ---- -t: good and bad configs ---------------------------------------------

@@ -17,6 +17,8 @@ use Socket qw(:all);
 use Time::HiRes qw(time sleep);
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $bin = PortierTest::binary();
 $bin = Cwd::getcwd() . "/$bin" unless $bin =~ m{^/};
 my $ROOT = $> == 0;

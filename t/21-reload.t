@@ -12,6 +12,8 @@ use PortierTest;
 use PortierLoad;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $ROOT = $> == 0;
 
 sub body_of {

@@ -15,6 +15,8 @@ use IO::Socket::UNIX;
 use POSIX qw(:sys_wait_h);
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 sub body_of {
 	my ($t, $port) = @_;
 	my $r = $t->get('/', port => $port, timeout => 3) // return '';

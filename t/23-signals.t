@@ -13,6 +13,8 @@ use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time);
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 sub conf {
 	my ($text, $workers) = @_;
 	$workers //= 1;

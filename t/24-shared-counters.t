@@ -10,6 +10,8 @@ use lib "$FindBin::Bin/lib";
 use PortierTest;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite));
+
 sub config {
 	my ($workers, $tag) = @_;
 	return <<"EOF";

@@ -16,6 +16,8 @@ use IO::Socket::INET;
 use POSIX ();
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite));
+
 sub conf {
 	my ($text) = @_;
 	return <<"EOF";

@@ -25,6 +25,8 @@ use PortierTest;
 use PortierHTTP;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite));
+
 my $t = PortierTest->new;
 $t->config(<<'EOF')->run;
 servers = (

@@ -15,6 +15,8 @@ use IO::Select;
 use POSIX ();
 use Time::HiRes qw(time);
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $t = PortierTest->new;
 my $file = "0123456789abcdef" x 8;
 $t->write_file('www/files/a.txt', $file);

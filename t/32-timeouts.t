@@ -15,6 +15,8 @@ use PortierHTTP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $t = PortierTest->new;
 my $big = 64 << 20;
 {

@@ -14,6 +14,8 @@ use PortierHTTP;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $t = PortierTest->new;
 $t->write_file('www/files/a.txt', 'static');
 $t->config(<<'EOF')->run;

@@ -14,6 +14,8 @@ use PortierTest;
 use PortierHTTP;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite));
+
 my ($soft, $hard) = nofile_limit();
 # n idle connections, then n / 2 more for the control
 my $n = 2000;

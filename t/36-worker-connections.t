@@ -12,6 +12,8 @@ use PortierTest;
 use PortierHTTP;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite));
+
 my $max = 8;
 my $t = PortierTest->new;
 $t->config(<<"EOF")->run;

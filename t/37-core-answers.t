@@ -10,6 +10,8 @@ use lib "$FindBin::Bin/lib";
 use PortierTest;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $t = PortierTest->new;
 $t->write_file('www/a.txt', "a\n");
 $t->config(<<'EOF')->run;

@@ -21,6 +21,8 @@ use PortierTest;
 use PortierHTTP;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $t = PortierTest->new;
 $t->write_file('www/files/a.txt', 'static file');
 $t->config(<<'EOF')->run;

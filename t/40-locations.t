@@ -15,6 +15,8 @@ use lib "$FindBin::Bin/lib";
 use PortierTest;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $t = PortierTest->new;
 $t->write_file('srv/plain.txt', "server level file\n");
 

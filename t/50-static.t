@@ -14,6 +14,8 @@ use Test::More;
 use Digest::MD5 qw(md5_hex);
 use POSIX qw(strftime);
 
+PortierTest::need_modules(qw(static));
+
 my $t = PortierTest->new;
 my $dir = $t->dir;
 my $MTIME = 1_600_000_000; # a fixed past mtime: Last-Modified is known

@@ -10,6 +10,8 @@ use lib "$FindBin::Bin/lib";
 use PortierTest;
 use Test::More;
 
+PortierTest::need_modules(qw(rewrite));
+
 my $t = PortierTest->new;
 $t->config(<<'EOF')->run;
 servers = (

@@ -18,6 +18,8 @@ use Test::More;
 use JSON::PP;
 use Time::HiRes qw(time);
 
+PortierTest::need_modules(qw(rewrite static));
+
 my $t = PortierTest->new;
 my $dir = $t->dir;
 $t->write_file('www/file.txt', 'x' x 1234);

@@ -44,6 +44,24 @@ sub binary {
 	return $ENV{PORTIER_BIN} // "$TOP/src/portier";
 }
 
+# The modules compiled into the binary, from "portier -V".
+my %MODULES;
+sub modules {
+	unless (%MODULES) {
+		my $bin = binary();
+		my ($line) = `"$bin" -V 2>&1` =~ /^modules: (.*)$/m;
+		%MODULES = map { $_ => 1 } split ' ', $line // '';
+	}
+	return \%MODULES;
+}
+
+# Skip the whole test unless every named module is compiled in (a build
+# with ./configure --without-mod-NAME), as nginx-tests' has().
+sub need_modules {
+	my @missing = grep { !modules()->{$_} } @_;
+	plan(skip_all => "not compiled in: @missing") if @missing;
+}
+
 sub new {
 	my ($class, %opt) = @_;
 	my $self = bless {
