@@ -14,6 +14,8 @@
 #undef pt_time_update
 
 #include <check.h>
+
+#include "unit.h"
 #include <fcntl.h>
 #include <sys/eventfd.h>
 
@@ -21,27 +23,6 @@ void
 t_time_update(void)
 {
 	/* the test owns the clock */
-}
-
-/*
- * Check records every passed ck_assert (a write to its pipe): in the loops
- * that check thousands of heap entries per step only a failure calls it.
- */
-#define T_CHECK(cond, ...)                                                     \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg(__VA_ARGS__);                             \
-	} while (0)
-
-static uint64_t t_rng;
-
-static uint64_t
-t_random(void)
-{
-	t_rng ^= t_rng >> 12;
-	t_rng ^= t_rng << 25;
-	t_rng ^= t_rng >> 27;
-	return t_rng * 2685821657736338717ull;
 }
 
 #define T_START 1000000 /* the clock at the start of every test */
@@ -835,11 +816,5 @@ t_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(t_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pt_unit_run(t_suite());
 }

@@ -21,6 +21,8 @@
 #include "http_parse.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <stddef.h>
 #include <dirent.h>
 
@@ -1367,11 +1369,5 @@ t_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(t_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pt_unit_run(t_suite());
 }

@@ -21,6 +21,8 @@
 #include "module.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <dirent.h>
 
 #define T_MAN       PT_SRCDIR "/man/portier.conf.5"
@@ -359,11 +361,5 @@ t_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(t_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pt_unit_run(t_suite());
 }

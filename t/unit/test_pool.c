@@ -15,24 +15,7 @@
 
 #include <check.h>
 
-/* Check records every passed ck_assert (a write to its pipe): the loops
- * over every byte only call it on a failure. */
-#define T_CHECK(cond, ...)                                                     \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg(__VA_ARGS__);                             \
-	} while (0)
-
-static uint64_t t_rng;
-
-static uint64_t
-t_random(void)
-{
-	t_rng ^= t_rng >> 12;
-	t_rng ^= t_rng << 25;
-	t_rng ^= t_rng >> 27;
-	return t_rng * 2685821657736338717ull;
-}
+#include "unit.h"
 
 static void
 t_setup(void)
@@ -426,11 +409,5 @@ t_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(t_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pt_unit_run(t_suite());
 }

@@ -11,6 +11,8 @@
 #include "shm.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -39,16 +41,6 @@ zone_teardown(void)
 	munmap(zone.addr, ZONE_SIZE);
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t
-next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 struct live {
 	unsigned char *p;
@@ -134,8 +126,8 @@ START_TEST(test_random_against_shadow)
 	struct pt_shm_stats st;
 
 	for (unsigned step = 0; step < 30000; step++) {
-		if (nlive > 0 && (nlive == 2000 || next_rand() % 100 < 45)) {
-			unsigned k = (unsigned)(next_rand() % nlive);
+		if (nlive > 0 && (nlive == 2000 || t_random() % 100 < 45)) {
+			unsigned k = (unsigned)(t_random() % nlive);
 			struct live *l = &live[k];
 			size_t bad = 0;
 			/* one assert per block: Check reports every assert
@@ -147,13 +139,13 @@ START_TEST(test_random_against_shadow)
 			live[k] = live[--nlive];
 			continue;
 		}
-		size_t size = next_rand() % 100 < 90
-				      ? 1 + next_rand() % 2048
-				      : 2049 + next_rand() % 20000;
+		size_t size = t_random() % 100 < 90
+				      ? 1 + t_random() % 2048
+				      : 2049 + t_random() % 20000;
 		unsigned char *p = pt_shm_alloc(&zone, size);
 		if (p == NULL)
 			continue; /* full: fine, frees will follow */
-		struct live nl = { p, size, (unsigned char)next_rand() };
+		struct live nl = { p, size, (unsigned char)t_random() };
 		unsigned clash = 0;
 		for (unsigned j = 0; j < nlive; j++)
 			clash += overlaps(&nl, &live[j]);
@@ -237,8 +229,6 @@ main(void)
 {
 	Suite *s = suite_create("shm");
 	TCase *tc = tcase_create("zone");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, zone_setup, zone_teardown);
 	tcase_set_timeout(tc, 60);
@@ -249,9 +239,5 @@ main(void)
 	tcase_add_test(tc, test_shared_across_fork);
 	tcase_add_test(tc, test_robust_lock);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return pt_unit_run(s);
 }

@@ -12,17 +12,11 @@
 #include "util.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <limits.h>
 
 #define T_ERR INT64_MIN /* expected: PT_ERROR */
-
-/* Check records every passed ck_assert (a write to its pipe): the long
- * loops only call it on a failure. */
-#define T_CHECK(cond, ...)                                                     \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg(__VA_ARGS__);                             \
-	} while (0)
 
 /* A malloc'ed copy of the first len bytes of s, without a NUL. */
 static char *
@@ -438,17 +432,6 @@ START_TEST(test_time_parse_prefixes)
 END_TEST
 
 /* xorshift64*, fixed seed: a failing time is printed and reproduces. */
-static uint64_t t_rng = 0x9E3779B97F4A7C15ull;
-
-static uint64_t
-t_random(void)
-{
-	t_rng ^= t_rng >> 12;
-	t_rng ^= t_rng << 25;
-	t_rng ^= t_rng >> 27;
-	return t_rng * 2685821657736338717ull;
-}
-
 START_TEST(test_time_round_trip)
 {
 	static const char *const wday_long[] = { "Sunday",   "Monday",
@@ -535,11 +518,5 @@ t_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(t_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pt_unit_run(t_suite());
 }
