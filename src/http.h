@@ -301,10 +301,16 @@ const struct pt_http_var *pt_http_var_find(const char *name, size_t len,
 void pt_http_init_conn(struct pt_conn *c);
 
 /*
- * Finish r with rc: PT_DONE (response queued by a handler), PT_AGAIN
- * (suspended: nothing to do now), PT_ERROR (500) or an HTTP status (a
- * special response, or a close if the head was already sent). r may be
- * freed when it returns: the caller must not touch it again.
+ * Finish r with rc: PT_DONE (the whole response is queued: its last
+ * buffer went through pt_http_output), PT_AGAIN (suspended: nothing to do
+ * now), PT_ERROR (500) or an HTTP status (a special response, or a close
+ * if the head was already sent). r may be freed when it returns: the
+ * caller must not touch it again.
+ *
+ * A handler that produces its body over several events returns PT_AGAIN
+ * from its phase, and calls pt_http_finalize(r, PT_DONE) itself once it
+ * has queued the last buffer; the request then completes when the socket
+ * has taken everything.
  */
 void pt_http_finalize(struct pt_http_request *r, int rc);
 

@@ -828,8 +828,14 @@ pt_http_finalize(struct pt_http_request *r, int rc)
 			return;
 		}
 	}
-	if (!r->body_sent_all)
-		return; /* a handler still produces the body */
+	if (!r->body_sent_all) {
+		/* PT_DONE means the last buffer is queued (http.h): nothing
+		 * would ever complete this request, so do not wait for it */
+		pt_http_log(r, PT_LOG_CRIT, 0,
+			    "a handler finished without the end of its body");
+		http_close(c);
+		return;
+	}
 	http_response_written(r);
 }
 
