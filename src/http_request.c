@@ -396,6 +396,10 @@ http_create_request(struct pt_conn *c)
 
 	if (pool == NULL)
 		return NULL;
+	/* a connection with a request is never on the idle list, which
+	 * pt_conn_close_idle() may close without asking us */
+	c->keepalive = 0;
+	pt_conn_set_idle(c, 0);
 	r = pt_pcalloc(pool, sizeof(*r) + nmod * sizeof(void *));
 	if (r == NULL) {
 		pt_pool_destroy(pool);
@@ -646,6 +650,12 @@ http_read_head(struct pt_io *io)
 		int rc = http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
 
 		if (rc != PT_OK) {
+			if (c->keepalive) {
+				/* out of memory between requests: closing an
+				 * idle connection is allowed (RFC 9112 9.3.1) */
+				http_close(c);
+				return;
+			}
 			/* 431: the head filled the largest buffer */
 			http_refuse_head(c, &c->scan, rc);
 			return;
