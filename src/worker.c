@@ -248,7 +248,10 @@ pt_worker_run(struct pt_cycle *cycle, int slot, pid_t master)
 	cycle->worker_ctx = &w;
 	pt_time_update();
 	if (worker_init(&w) != PT_OK)
-		exit(2);
+		/* _exit: a worker that never started has nothing to flush,
+		 * and exit handlers (a sanitizer's, say) may need the very
+		 * descriptors whose lack stopped it */
+		_exit(2);
 	while (!(w.quitting && w.nconns == 0)) {
 		if (pt_loop_once(&w.loop, -1) != PT_OK) {
 			pt_log(PT_LOG_CRIT, errno, "epoll_wait() failed");
