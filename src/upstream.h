@@ -141,6 +141,9 @@ int pt_lb_init(struct pt_conf *cf, struct pt_upstream *u);
 /* Worker state of u (current weights, random seed). PT_OK or PT_ERROR. */
 int pt_lb_init_worker(struct pt_upstream *u, struct pt_upstream_rt *rt);
 
+/* Free what pt_lb_init_worker() allocated (a worker's exit). */
+void pt_lb_exit_worker(struct pt_upstream_rt *rt);
+
 /* ---- peer health ---------------------------------------------------------- */
 
 /* Whether peer p can be chosen now (not down by failures or checks). */
