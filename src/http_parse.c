@@ -18,7 +18,7 @@
  * buffer, except the static "/" of an absolute-form target without a path;
  * only pt_http_check_host() writes into the buffer (lower-casing).
  *
- * Field lines are parsed by http_parse_fields(), which knows nothing of
+ * Field lines are parsed by pt_http_parse_fields(), which knows nothing of
  * requests, so that the upstream response parser can share it; the
  * trailer section of a chunked body is checked byte by byte with the same
  * character classes.
@@ -28,19 +28,10 @@
  */
 #include "core.h"
 #include "http_parse.h"
+#include "http_parse_int.h"
 #include "util.h"
 
-/* Character classes, one bit each in http_ctype[]. */
-#define C_TCHAR  0x01 /* token (RFC 9110 section 5.6.2) */
-#define C_FIELD  0x02 /* field-value byte: VCHAR, obs-text, SP, HTAB */
-#define C_TARGET 0x04 /* request-target byte: VCHAR but '#' */
-#define C_METHOD 0x08 /* method byte we accept: A-Z 0-9 '-' '_' */
-#define C_HEX    0x10 /* HEXDIG */
-#define C_HOST   0x20 /* reg-name byte: unreserved, sub-delims, no '%' */
-#define C_QDTEXT 0x40 /* qdtext of a quoted-string, HTAB and SP included */
-#define C_PATH   0x80 /* path byte: C_TARGET but '?' and '\\' */
-
-static const uint8_t http_ctype[256] = {
+const uint8_t pt_http_ctype[256] = {
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 00 */
 	0x00, 0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 08 */
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 10 */
@@ -74,10 +65,6 @@ static const uint8_t http_ctype[256] = {
 	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* f0 */
 	0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, /* f8 */
 };
-
-#define HTTP_IS(c, cls) (http_ctype[(unsigned char)(c)] & (cls))
-#define HTTP_WS(c)      ((c) == ' ' || (c) == '\t')
-#define HTTP_DIGIT(c)   ((unsigned)(unsigned char)(c) - '0' < 10u)
 
 /*
  * Name tables, sorted by length: a lookup finds the names of the right
@@ -242,8 +229,8 @@ http_ctl8(uint64_t w)
  * bulk of a head: they are checked eight bytes at a time while no CTL
  * shows, then byte by byte. Returns PT_OK or 400.
  */
-static int
-http_parse_field_line(const char *p, size_t len, struct pt_http_header *hd)
+int
+pt_http_field_line(const char *p, size_t len, struct pt_http_header *hd)
 {
 	const char *end = p + len, *q = p, *v;
 	uint64_t w;
@@ -471,7 +458,7 @@ http_scan_field(struct pt_http_scan *s, const char *p, size_t len)
 	struct pt_http_header hd;
 	int64_t v;
 
-	if (http_parse_field_line(p, len, &hd) != PT_OK)
+	if (pt_http_field_line(p, len, &hd) != PT_OK)
 		return 400;
 	if (hd.name.len == 14 &&
 	    pt_strncasecmp(hd.name.data, "content-length", 14) == 0) {
@@ -582,10 +569,10 @@ pt_http_scan_head(struct pt_http_scan *s, const char *buf, size_t len,
  * field of each known kind in known[] and the duplicates in *dup.
  * Returns PT_OK, 400 or 431 (more than max fields).
  */
-static int
-http_parse_fields(const char *p, size_t len, struct pt_http_header *hdrs,
-		  unsigned max, unsigned *n, struct pt_http_header **known,
-		  unsigned *dup)
+int
+pt_http_parse_fields(const char *p, size_t len, struct pt_http_header *hdrs,
+		     unsigned max, unsigned *n, struct pt_http_header **known,
+		     unsigned *dup)
 {
 	const char *end = p + len;
 
@@ -600,7 +587,7 @@ http_parse_fields(const char *p, size_t len, struct pt_http_header *hdrs,
 		if (*n == max)
 			return 431;
 		hd = &hdrs[*n];
-		if (http_parse_field_line(p, (size_t)(lf - 1 - p), hd) != PT_OK)
+		if (pt_http_field_line(p, (size_t)(lf - 1 - p), hd) != PT_OK)
 			return 400;
 		hd->id = pt_http_header_id(hd->name.data, hd->name.len);
 		if (hd->id != PT_H_OTHER) {
@@ -731,8 +718,8 @@ pt_http_parse_head(char *buf, size_t len, struct pt_http_req_head *h,
 	rc = http_parse_target(h);
 	if (rc != PT_OK)
 		return rc;
-	return http_parse_fields(buf + i, len - i, hdrs, max, &h->nheaders,
-				 h->known, &h->dup);
+	return pt_http_parse_fields(buf + i, len - i, hdrs, max, &h->nheaders,
+				    h->known, &h->dup);
 }
 
 /* ---- message semantics ------------------------------------------------- */
@@ -742,22 +729,17 @@ pt_http_parse_head(char *buf, size_t len, struct pt_http_req_head *h,
  * mean together (RFC 9110 section 5.3); OWS trimmed, empty ones included.
  * Works on a header array, so that responses can use it too.
  */
-struct http_list {
-	const struct pt_http_header *f, *end; /* current field, array end */
-	const char *p;                        /* next element in f->value */
-};
-
-static void
-http_list_init(struct http_list *l, const struct pt_http_header *first,
-	       const struct pt_http_header *end)
+void
+pt_http_list_init(struct pt_http_list *l, const struct pt_http_header *first,
+		  const struct pt_http_header *end)
 {
 	l->f = first;
 	l->end = end;
 	l->p = first != NULL ? first->value.data : NULL;
 }
 
-static int
-http_list_next(struct http_list *l, struct pt_str *e)
+int
+pt_http_list_next(struct pt_http_list *l, struct pt_str *e)
 {
 	const struct pt_http_header *f = l->f;
 	const char *s = l->p, *c, *ve;
@@ -785,13 +767,14 @@ http_list_next(struct http_list *l, struct pt_str *e)
 }
 
 static void
-http_list_of(struct http_list *l, const struct pt_http_req_head *h, unsigned id)
+http_list_of(struct pt_http_list *l, const struct pt_http_req_head *h,
+	     unsigned id)
 {
-	http_list_init(l, h->known[id], h->headers + h->nheaders);
+	pt_http_list_init(l, h->known[id], h->headers + h->nheaders);
 }
 
-static int
-http_is_token(struct pt_str t)
+int
+pt_http_is_token(struct pt_str t)
 {
 	if (t.len == 0)
 		return 0;
@@ -810,12 +793,12 @@ http_is_token(struct pt_str t)
 static int
 http_check_te(struct pt_http_req_head *h)
 {
-	struct http_list l;
+	struct pt_http_list l;
 	struct pt_str e;
 	int chunked = 0, other = 0;
 
 	http_list_of(&l, h, PT_H_TRANSFER_ENCODING);
-	while (http_list_next(&l, &e)) {
+	while (pt_http_list_next(&l, &e)) {
 		size_t n = 0;
 
 		while (n < e.len && HTTP_IS(e.data[n], C_TCHAR))
@@ -846,15 +829,15 @@ http_check_te(struct pt_http_req_head *h)
 static int
 http_check_connection(struct pt_http_req_head *h)
 {
-	struct http_list l;
+	struct pt_http_list l;
 	struct pt_str e;
 	int close = 0, keep = 0, upgrade = 0;
 
 	http_list_of(&l, h, PT_H_CONNECTION);
-	while (http_list_next(&l, &e)) {
+	while (pt_http_list_next(&l, &e)) {
 		if (e.len == 0)
 			continue;
-		if (!http_is_token(e))
+		if (!pt_http_is_token(e))
 			return 400;
 		if (PT_STR_CASEEQ(e, "close"))
 			close = 1;
@@ -873,12 +856,12 @@ http_check_connection(struct pt_http_req_head *h)
 static int
 http_check_expect(struct pt_http_req_head *h)
 {
-	struct http_list l;
+	struct pt_http_list l;
 	struct pt_str e;
 	int cont = 0;
 
 	http_list_of(&l, h, PT_H_EXPECT);
-	while (http_list_next(&l, &e)) {
+	while (pt_http_list_next(&l, &e)) {
 		if (e.len == 0)
 			continue;
 		if (!PT_STR_CASEEQ(e, "100-continue"))
