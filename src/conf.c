@@ -352,6 +352,36 @@ pt_conf_walk(struct pt_conf *cf, const config_setting_t *group)
 	return rc;
 }
 
+int
+pt_conf_walk_table(struct pt_conf *cf, const config_setting_t *group,
+		   const struct pt_setting *table, const char *block,
+		   void *obj)
+{
+	int n = config_setting_length(group), rc = PT_OK;
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *node =
+			config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(node);
+		const struct pt_setting *s = table;
+
+		if (name == NULL)
+			continue;
+		while (s->name != NULL && strcmp(s->name, name) != 0)
+			s++;
+		if (s->name == NULL) {
+			pt_conf_error(cf, node, "unknown setting \"%s\" in %s",
+				      name, block);
+			rc = PT_ERROR;
+			continue;
+		}
+		if ((s->set ? s->set : pt_conf_set_generic)(cf, s, node, obj) !=
+		    PT_OK)
+			rc = PT_ERROR;
+	}
+	return rc;
+}
+
 void **
 pt_conf_create(struct pt_conf *cf, unsigned store)
 {

@@ -58,6 +58,17 @@ int pt_conf_read(struct pt_conf *cf, config_t *lc, const char *file);
 /* Apply every member of group at cf->scope. PT_OK or PT_ERROR. */
 int pt_conf_walk(struct pt_conf *cf, const config_setting_t *group);
 
+/*
+ * Apply every member of group to obj through a table of its own (the
+ * members of a block such as an upstream, not module settings): each name
+ * must be in table (ends with { NULL }); values are stored at obj +
+ * offset by the generic setters, or by the entry's setter. block names
+ * the group in messages ("upstream \"app\""). PT_OK or PT_ERROR.
+ */
+int pt_conf_walk_table(struct pt_conf *cf, const config_setting_t *group,
+		       const struct pt_setting *table, const char *block,
+		       void *obj);
+
 /* A new array of per-module confs of one kind (PT_STORE_SRV/LOC), from
  * cf's pool; NULL when out of memory. */
 void **pt_conf_create(struct pt_conf *cf, unsigned store);

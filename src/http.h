@@ -167,7 +167,11 @@ struct pt_http_response {
 	struct pt_str etag;
 	struct pt_str location;
 	struct pt_str content_range;
+	struct pt_str upgrade;   /* 101: the protocol switched to */
 	struct pt_http_out_header *headers, **tail;
+	unsigned chunked : 1;    /* the producer frames an unknown-length
+				  * body in chunks; cleared by the head when
+				  * the client can not take them (HTTP/1.0) */
 };
 
 /* State of a request body being read or discarded. */
@@ -209,6 +213,12 @@ struct pt_http_request {
 	int64_t start_wall_ms;
 	struct pt_http_body body;
 	char request_id[33];
+
+	/* a producer that streams (the proxy) is called when the client's
+	 * socket is readable (body bytes, or a close) and when the output
+	 * drained some of what was pending */
+	void (*read_handler)(struct pt_http_request *r);
+	void (*write_handler)(struct pt_http_request *r);
 
 	unsigned header_only : 1;  /* HEAD or a status without body */
 	unsigned header_sent : 1;
@@ -314,6 +324,11 @@ void pt_http_init_conn(struct pt_conn *c);
  */
 void pt_http_finalize(struct pt_http_request *r, int rc);
 
+/* End r and close its connection now, whatever was sent: the client went
+ * away, or a response can not be completed. status is logged when no
+ * head was sent (499: the client closed first). r is freed. */
+void pt_http_terminate(struct pt_http_request *r, int status);
+
 /* Whether the connection stays usable after an error status. */
 int pt_http_status_keeps_conn(int status);
 
@@ -330,6 +345,17 @@ void pt_http_seed_random(void);
 /* PT_OK, or 413 if the declared Content-Length exceeds
  * client_max_body_size (of the location when known, else the server's). */
 int pt_http_body_declared_ok(struct pt_http_request *r);
+
+/*
+ * Read the request body as it arrives, for a handler that streams it:
+ * *data is the next slice of body bytes (chunked coding removed), valid
+ * until the next call. Returns PT_OK (data), PT_AGAIN (wait: the
+ * request's read_handler runs when more arrives), PT_DONE (the body is
+ * complete) or a status (400 malformed or cut short, 413 over
+ * client_max_body_size, 500). Sends "100 Continue" first when the client
+ * asked for it.
+ */
+int pt_http_body_next(struct pt_http_request *r, struct pt_str *data);
 
 /* Discard the request body; PT_OK, or a status (400, 413, 500). A declared
  * length over client_max_body_size gives 413 before anything is read. */

@@ -209,7 +209,12 @@ out_head_decide(struct pt_http_request *r)
 		r->header_only = 1;
 		o->content_length = -1;
 	}
-	if (o->content_length < 0 && !r->header_only)
+	if (o->chunked && (r->header_only || r->h.version < 11 ||
+			   o->content_length >= 0))
+		o->chunked = 0;
+	if (o->status == 101)
+		return; /* the connection becomes a tunnel */
+	if (o->content_length < 0 && !r->header_only && !o->chunked)
 		r->keepalive = 0; /* the close delimits the body */
 }
 
@@ -234,6 +239,11 @@ out_head_size(const struct pt_http_request *r, size_t stlen)
 		len += sizeof("Location: \r\n") + o->location.len;
 	if (o->content_range.len)
 		len += sizeof("Content-Range: \r\n") + o->content_range.len;
+	if (o->chunked)
+		len += sizeof("Transfer-Encoding: chunked\r\n");
+	if (o->upgrade.len)
+		len += sizeof("Connection: upgrade\r\nUpgrade: \r\n") +
+		       o->upgrade.len;
 	for (const struct pt_http_out_header *h = o->headers; h; h = h->next)
 		len += h->name.len + h->value.len + 4;
 	return len;
@@ -284,7 +294,13 @@ out_head_write(const struct pt_http_request *r, char *p, const char *st,
 		OUT_FIELD(p, "Content-Range", o->content_range);
 	for (const struct pt_http_out_header *h = o->headers; h; h = h->next)
 		p = out_field(p, h->name.data, h->name.len, h->value);
-	if (!r->keepalive)
+	if (o->chunked)
+		OUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+	if (o->status == 101) {
+		OUT_LIT(p, "Connection: upgrade\r\n");
+		if (o->upgrade.len)
+			OUT_FIELD(p, "Upgrade", o->upgrade);
+	} else if (!r->keepalive)
 		OUT_LIT(p, "Connection: close\r\n");
 	else if (r->h.version == 10)
 		OUT_LIT(p, "Connection: keep-alive\r\n");

@@ -312,6 +312,15 @@ http_close(struct pt_conn *c)
 	pt_conn_close(c);
 }
 
+void
+pt_http_terminate(struct pt_http_request *r, int status)
+{
+	if (!r->header_sent || r->out.status == 0)
+		r->out.status = status;
+	r->keepalive = 0;
+	http_close(r->conn);
+}
+
 /* Call the current read handler again after this batch of events. */
 static void
 http_resume_read(struct pt_posted *p)
@@ -856,8 +865,14 @@ http_request_write(struct pt_io *io)
 	struct pt_http_request *r = c->req;
 	int rc;
 
-	if (r == NULL || r->pending == NULL)
+	if (r == NULL)
 		return;
+	if (r->pending == NULL) {
+		/* a tunnel writes the socket itself */
+		if (r->write_handler != NULL && !r->finalized)
+			r->write_handler(r);
+		return;
+	}
 	rc = pt_http_flush(r);
 	if (rc == PT_ERROR) {
 		http_close(c);
@@ -866,9 +881,16 @@ http_request_write(struct pt_io *io)
 	if (rc == PT_AGAIN) {
 		pt_timer_add(&c->w->loop, &c->timer,
 			     pt_http_core_loc(r)->send_timeout);
+		/* some of it may have gone: a streaming producer refills */
+		if (r->write_handler != NULL && !r->finalized)
+			r->write_handler(r);
 		return;
 	}
 	pt_timer_del(&c->w->loop, &c->timer);
+	if (r->write_handler != NULL && !r->finalized) {
+		r->write_handler(r);
+		return;
+	}
 	if (r->finalized && r->body_sent_all)
 		http_response_written(r);
 }
@@ -976,6 +998,114 @@ http_discard_read(struct pt_http_request *r)
 	}
 }
 
+/* Queue "100 Continue" ahead of the response, once. PT_OK or PT_ERROR. */
+static int
+http_send_continue(struct pt_http_request *r)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct pt_chain *cl;
+
+	r->expect_tested = 1;
+	if (r->header_sent)
+		return PT_OK;
+	cl = pt_chain_mem(r->pool, cont, sizeof(cont) - 1);
+	if (cl == NULL)
+		return PT_ERROR;
+	*r->pending_tail = cl;
+	r->pending_tail = &cl->next;
+	return pt_http_flush(r) == PT_ERROR ? PT_ERROR : PT_OK;
+}
+
+/* A slice of body bytes from the buffer: PT_OK, PT_AGAIN (all consumed),
+ * PT_DONE or a status. */
+static int
+http_body_slice(struct pt_http_request *r, struct pt_str *data)
+{
+	struct pt_conn *c = r->conn;
+	const char *p = c->buf + c->buf_pos, *end = c->buf + c->buf_last;
+	int64_t max = pt_http_core_loc(r)->client_max_body_size;
+	int rc;
+
+	if (!r->body.is_chunked) {
+		int64_t n = PT_MIN(r->body.rest, (int64_t)(end - p));
+		r->body.rest -= n;
+		r->body.received += n;
+		c->buf_pos += (uint32_t)n;
+		r->body.done = r->body.rest == 0;
+		data->data = p;
+		data->len = (size_t)n;
+		return n > 0 ? PT_OK : r->body.done ? PT_DONE : PT_AGAIN;
+	}
+	rc = pt_http_chunked_parse(&r->body.chunked, &p, end, data);
+	c->buf_pos = (uint32_t)(p - c->buf);
+	if (rc == PT_OK) {
+		r->body.received += (int64_t)data->len;
+		if (max > 0 && r->body.received > max) {
+			pt_http_log(r, PT_LOG_ERR, 0,
+				    "client sent too large chunked body");
+			return 413;
+		}
+		return PT_OK;
+	}
+	if (rc == PT_DONE) {
+		r->body.done = 1;
+		return PT_DONE;
+	}
+	if (rc == PT_AGAIN)
+		return PT_AGAIN;
+	pt_http_log(r, PT_LOG_INFO, 0, "client sent a malformed chunked body");
+	return 400;
+}
+
+int
+pt_http_body_next(struct pt_http_request *r, struct pt_str *data)
+{
+	struct pt_conn *c = r->conn;
+
+	if (r->body.done)
+		return PT_DONE;
+	if (r->h.expect_continue && !r->expect_tested &&
+	    http_send_continue(r) != PT_OK)
+		return 500;
+	for (;;) {
+		ssize_t n;
+
+		if (c->buf != NULL && c->buf_pos < c->buf_last) {
+			int rc = http_body_slice(r, data);
+			if (rc != PT_AGAIN)
+				return rc;
+		}
+		if (!c->io.readable)
+			return PT_AGAIN;
+		/* all consumed: reuse the buffer from its start, once it
+		 * no longer holds the head */
+		if (http_detach_head(r) != PT_OK ||
+		    http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
+			return 500;
+		c->buf_pos = c->buf_last = 0;
+		n = recv(c->io.fd, c->buf, c->buf_size, 0);
+		if (n == 0) {
+			pt_http_log(r, PT_LOG_INFO, 0,
+				    "client closed before the end of the body");
+			r->keepalive = 0;
+			return 400;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				c->io.readable = 0;
+				return PT_AGAIN;
+			}
+			pt_http_log(r, PT_LOG_INFO, errno,
+				    "reading the request body failed");
+			r->keepalive = 0;
+			return 400;
+		}
+		c->buf_last = (uint32_t)n;
+	}
+}
+
 int
 pt_http_body_declared_ok(struct pt_http_request *r)
 {
@@ -1028,6 +1158,10 @@ http_request_read(struct pt_io *io)
 	struct pt_http_request *r = c->req;
 	int written;
 
+	if (r != NULL && r->read_handler != NULL && !r->discarding) {
+		r->read_handler(r);
+		return;
+	}
 	if (r == NULL || !r->discarding || r->body.done)
 		return; /* pipelined bytes wait in the socket */
 	written = r->finalized && r->body_sent_all && r->pending == NULL;
