@@ -1117,6 +1117,20 @@ proxy_exit_worker(struct pt_cycle *cycle)
 	pt_proxy_upstreams_exit(proxy_main(cycle));
 }
 
+static int
+proxy_helper_wanted(const struct pt_cycle *cycle)
+{
+	const struct proxy_main_conf *mc = cycle->main_conf[proxy_index];
+
+	return mc != NULL && mc->need_helper;
+}
+
+static int
+proxy_init_helper(struct pt_cycle *cycle, struct pt_loop *loop)
+{
+	return pt_proxy_health_init(proxy_main(cycle), loop);
+}
+
 static const struct pt_hook proxy_hooks[] = {
 	{ PT_PHASE_CONTENT, 500, proxy_handler, NULL, NULL },
 	{ 0, 0, NULL, NULL, NULL },
@@ -1133,4 +1147,6 @@ const struct pt_module pt_mod_proxy = {
 	.vars = proxy_vars,
 	.init_worker = proxy_init_worker,
 	.exit_worker = proxy_exit_worker,
+	.helper_wanted = proxy_helper_wanted,
+	.init_helper = proxy_init_helper,
 };

@@ -106,6 +106,11 @@ extern const struct pt_setting pt_upstream_block[];
 extern const struct pt_setting pt_peer_block[];
 extern const struct pt_setting pt_health_block[];
 
+/* ---- health.c: in the helper process ---------------------------------------- */
+
+/* Start the active checks of every upstream that has them. */
+int pt_proxy_health_init(struct proxy_main_conf *mc, struct pt_loop *loop);
+
 /* ---- upconn.c: connections to backends ---------------------------------- */
 
 struct pt_upconn {

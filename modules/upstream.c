@@ -571,6 +571,12 @@ ups_zone_init(struct pt_shm_zone *z, void *data, int reused)
 			if (e == NULL)
 				goto full;
 			u->peers[k].st = &e->st;
+			if (u->hc == NULL) {
+				/* no checks (any more): no verdict holds */
+				__atomic_store_n(&e->st.checked, 0,
+						 __ATOMIC_RELAXED);
+				e->st.rise = e->st.fall = 0;
+			}
 		}
 	}
 	/* states no config of the last two generations uses */
