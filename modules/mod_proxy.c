@@ -46,6 +46,8 @@ proxy_main(const struct pt_cycle *c)
 static void proxy_next(struct proxy_ctx *x);
 static void proxy_send(struct proxy_ctx *x);
 static void proxy_read_head(struct proxy_ctx *x);
+static int proxy_fill(struct proxy_ctx *x);
+static void proxy_buffer_body(struct proxy_ctx *x);
 
 /* ---- errors and retries ---------------------------------------------------- */
 
@@ -268,6 +270,10 @@ proxy_client_read(struct pt_http_request *r)
 
 	if (x->tunnel) {
 		pt_proxy_body_pump(x);
+		return;
+	}
+	if (x->buffering_body) {
+		proxy_buffer_body(x);
 		return;
 	}
 	if (!x->body_read_all && x->uc != NULL && !x->uc->connecting &&
@@ -548,6 +554,48 @@ proxy_send(struct proxy_ctx *x)
 		proxy_read_head(x);
 }
 
+/*
+ * proxy_request_buffering: the whole body is read before a peer is
+ * chosen, into memory (client_max_body_size bounds it), so that a slow
+ * client never holds a backend connection and every attempt can send the
+ * body again.
+ */
+static void
+proxy_buffer_body(struct proxy_ctx *x)
+{
+	struct pt_http_request *r = x->r;
+	struct pt_conn *c = r->conn;
+
+	while (!x->body_read_all) {
+		int rc;
+
+		if (x->ubuf_size - x->ubuf_last <= 64) {
+			size_t n = x->ubuf_size * 2;
+			char *nb = pt_pnalloc(r->pool, n);
+			if (nb == NULL) {
+				pt_proxy_fail(x, 500);
+				return;
+			}
+			memcpy(nb, x->ubuf, x->ubuf_last);
+			x->ubuf = nb;
+			x->ubuf_size = n;
+		}
+		rc = proxy_fill(x);
+		if (rc == PT_AGAIN) {
+			pt_timer_add(&c->w->loop, &c->timer,
+				     pt_http_core_loc(r)->client_body_timeout);
+			return;
+		}
+		if (rc != PT_OK) {
+			pt_proxy_fail(x, rc);
+			return;
+		}
+	}
+	pt_timer_del(&c->w->loop, &c->timer);
+	x->buffering_body = 0;
+	proxy_next(x);
+}
+
 /* ---- the response head -------------------------------------------------------- */
 
 /* The head is complete and valid: next peer, or pass it on. */
@@ -754,6 +802,11 @@ proxy_handler(struct pt_http_request *r)
 	r->read_handler = proxy_client_read;
 	r->write_handler = proxy_client_write;
 	pt_timer_del(&r->conn->w->loop, &r->conn->timer);
+	if (!r->body.done && lc->request_buffering) {
+		x->buffering_body = 1;
+		proxy_buffer_body(x);
+		return PT_AGAIN;
+	}
 	proxy_next(x);
 	return PT_AGAIN;
 }

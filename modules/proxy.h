@@ -195,6 +195,8 @@ struct proxy_ctx {
 	unsigned reuse_retry : 1;    /* the reused-connection retry is
 				      * spent */
 	unsigned body_eof : 1;       /* the client's body ended */
+	unsigned buffering_body : 1; /* proxy_request_buffering: reading
+				      * the whole body first */
 	struct pt_str pend;      /* client body bytes not yet in ubuf */
 
 	/* from the backend */

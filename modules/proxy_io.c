@@ -80,6 +80,13 @@ io_queue(struct proxy_ctx *x, struct proxy_slot *s, size_t n)
 	}
 	s->busy = 1;
 	rc = pt_http_output(x->r, first);
+	if (rc == PT_AGAIN) {
+		/* a client that stops reading is bounded by send_timeout */
+		struct pt_conn *c = x->r->conn;
+		if (!pt_timer_armed(&c->timer))
+			pt_timer_add(&c->w->loop, &c->timer,
+				     pt_http_core_loc(x->r)->send_timeout);
+	}
 	return rc == PT_ERROR ? PT_ERROR : PT_OK;
 }
 
