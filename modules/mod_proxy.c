@@ -758,6 +758,7 @@ proxy_cleanup(void *data)
 	struct proxy_ctx *x = data;
 
 	x->finished = 1;
+	pt_proxy_splice_done(x);
 	pt_proxy_release(x, 0);
 }
 

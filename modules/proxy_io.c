@@ -148,6 +148,7 @@ io_finish(struct proxy_ctx *x)
 	if (t != NULL)
 		t->response_ms = pt_now.mono_ms - x->try_start;
 	x->finished = 1;
+	pt_proxy_splice_done(x);
 	pt_proxy_release(x, keep);
 	r->read_handler = NULL;
 	r->write_handler = NULL;
@@ -194,6 +195,14 @@ pt_proxy_body_pump(struct proxy_ctx *x)
 		return;
 	if (x->tunnel) {
 		pt_proxy_tunnel_pump(x);
+		return;
+	}
+	if (x->splicing) {
+		int rc = pt_proxy_splice_pump(x);
+		if (rc == PT_OK) {
+			x->upstream_done = 1;
+			io_finish(x);
+		}
 		return;
 	}
 	while (!x->upstream_done) {
@@ -310,6 +319,7 @@ pt_proxy_body_start(struct proxy_ctx *x)
 		io_finish(x);
 		return;
 	}
+	x->splicing = pt_proxy_splice_ok(x);
 	pt_proxy_body_pump(x);
 }
 

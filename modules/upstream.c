@@ -20,6 +20,7 @@
 #include "shm.h"
 
 #include <netdb.h>
+#include <unistd.h>
 
 #define UPS_ZONE_SIZE ((size_t)2 << 20)
 #define UPS_MAGIC 0x70757073u
@@ -622,6 +623,9 @@ pt_proxy_upstreams_worker(struct proxy_main_conf *mc, struct pt_loop *loop)
 	mc->loop = loop;
 	if (mc->nups == 0)
 		return PT_OK;
+	mc->pipes = calloc(64, sizeof(*mc->pipes));
+	if (mc->pipes == NULL)
+		return PT_ERROR;
 	mc->rt = calloc(mc->nups, sizeof(*mc->rt));
 	if (mc->rt == NULL)
 		return PT_ERROR;
@@ -643,4 +647,11 @@ pt_proxy_upstreams_exit(struct proxy_main_conf *mc)
 	}
 	free(mc->rt);
 	mc->rt = NULL;
+	while (mc->npipes > 0) {
+		mc->npipes--;
+		close(mc->pipes[mc->npipes][0]);
+		close(mc->pipes[mc->npipes][1]);
+	}
+	free(mc->pipes);
+	mc->pipes = NULL;
 }
