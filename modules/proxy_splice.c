@@ -103,7 +103,10 @@ pt_proxy_splice_pump(struct proxy_ctx *x)
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0 && errno == EAGAIN) {
+				/* the client's pace now: send_timeout, not
+				 * the backend's read timeout */
 				c->io.writable = 0;
+				pt_timer_del(x->mc->loop, &x->timer);
 				pt_timer_add(&c->w->loop, &c->timer,
 					     pt_http_core_loc(r)->send_timeout);
 				return PT_AGAIN;
