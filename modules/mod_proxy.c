@@ -213,9 +213,15 @@ proxy_timeout(struct pt_timer *tm)
 	else if (!x->head_done)
 		proxy_error(x, PROXY_TIMEOUT, 504, 0,
 			    "timed out reading the response head");
-	else
-		proxy_error(x, PROXY_TIMEOUT, 504, 0,
-			    "timed out reading the response body");
+	else {
+		/* as a body read error: the response started, the peer
+		 * answered; not counted against it */
+		pt_http_log(x->r, PT_LOG_ERR, 0,
+			    "upstream \"%s\" peer %s: timed out reading the "
+			    "response body",
+			    x->u->name, x->u->peers[x->peer].address);
+		pt_proxy_fail(x, 504);
+	}
 }
 
 /* ---- events ----------------------------------------------------------------- */
@@ -1024,6 +1030,7 @@ proxy_set_headers(struct pt_conf *cf, const struct pt_setting *s,
 static const struct pt_range proxy_r_buffers = { 1, 1024 };
 static const struct pt_range proxy_r_bufsize = { 4096 + 64, 16 << 20 };
 static const struct pt_range proxy_r_tries = { 0, 1000 };
+static const struct pt_range proxy_r_timeout = { 1, PT_DURATION_MAX };
 
 #define LOC(f) offsetof(struct proxy_loc_conf, f)
 static const struct pt_setting proxy_settings[] = {
@@ -1032,11 +1039,11 @@ static const struct pt_setting proxy_settings[] = {
 	{ "proxy_pass", PT_T_STRING, PT_SCOPE_HTTP, PT_STORE_LOC, LOC(pass),
 	  NULL, NULL },
 	{ "proxy_connect_timeout", PT_T_DURATION, PT_SCOPE_HTTP, PT_STORE_LOC,
-	  LOC(connect_timeout), NULL, NULL },
+	  LOC(connect_timeout), NULL, &proxy_r_timeout },
 	{ "proxy_read_timeout", PT_T_DURATION, PT_SCOPE_HTTP, PT_STORE_LOC,
-	  LOC(read_timeout), NULL, NULL },
+	  LOC(read_timeout), NULL, &proxy_r_timeout },
 	{ "proxy_send_timeout", PT_T_DURATION, PT_SCOPE_HTTP, PT_STORE_LOC,
-	  LOC(send_timeout), NULL, NULL },
+	  LOC(send_timeout), NULL, &proxy_r_timeout },
 	{ "proxy_next_upstream", PT_T_STRLIST, PT_SCOPE_HTTP, PT_STORE_LOC,
 	  LOC(next_upstream), proxy_set_next, NULL },
 	{ "proxy_next_upstream_tries", PT_T_INT, PT_SCOPE_HTTP, PT_STORE_LOC,

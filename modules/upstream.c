@@ -274,7 +274,7 @@ ups_peers(struct pt_conf *cf, struct pt_upstream *u,
 	return rc;
 }
 
-/* "200-399", "200", or a list "200,204,300-399". */
+/* One status ("200") or one range ("200-399"). */
 static int
 ups_expect(struct pt_conf *cf, const config_setting_t *node, const char *s,
 	   struct pt_health_check *hc)
