@@ -102,13 +102,16 @@ http_log_escape(char *out, size_t cap, const char *in)
  * a client can not forge lines.
  */
 static void
-http_logv(struct pt_conn *c, const struct pt_str *line, int level, int err,
-	  const char *fmt, va_list ap)
+http_logv(struct pt_conn *c, const struct pt_sockaddr *client,
+	  const struct pt_str *line, int level, int err, const char *fmt,
+	  va_list ap)
 {
 	char raw[1024], full[2048], out[2048], ip[64];
 
 	vsnprintf(raw, sizeof(raw), fmt, ap);
-	pt_addr_ip(&c->peer.u.sa, ip, sizeof(ip));
+	if (client == NULL)
+		client = c->client != NULL ? c->client : &c->peer;
+	pt_addr_ip(&client->u.sa, ip, sizeof(ip));
 	if (line != NULL)
 		snprintf(full, sizeof(full),
 			 "*%llu %s, client: %s, request: \"%.*s\"",
@@ -129,7 +132,7 @@ pt_conn_log(struct pt_conn *c, int level, int err, const char *fmt, ...)
 	if (!pt_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	http_logv(c, NULL, level, err, fmt, ap);
+	http_logv(c, NULL, NULL, level, err, fmt, ap);
 	va_end(ap);
 }
 
@@ -142,7 +145,7 @@ pt_http_log(struct pt_http_request *r, int level, int err, const char *fmt,
 	if (!pt_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	http_logv(r->conn, &r->request_line, level, err, fmt, ap);
+	http_logv(r->conn, r->client, &r->request_line, level, err, fmt, ap);
 	va_end(ap);
 }
 
@@ -282,6 +285,7 @@ http_set_addr(struct pt_conn *c)
 void
 pt_http_init_conn(struct pt_conn *c)
 {
+	c->client = &c->peer;
 	http_set_addr(c);
 	c->io.on_read = http_read_head;
 	c->io.on_write = http_noop;
@@ -416,6 +420,7 @@ http_create_request(struct pt_conn *c)
 	}
 	r->pool = pool;
 	r->conn = c;
+	r->client = c->client;
 	r->ctx = (void **)(r + 1);
 	r->server = c->addr->default_server;
 	r->srv_conf = r->server->srv_conf;

@@ -74,7 +74,7 @@ var_remote_addr(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
 	char ip[64];
 
 	(void)a;
-	pt_addr_ip(&r->conn->peer.u.sa, ip, sizeof(ip));
+	pt_addr_ip(&r->client->u.sa, ip, sizeof(ip));
 	return var_text(r, v, "%s", ip);
 }
 
@@ -82,7 +82,7 @@ static int
 var_remote_port(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
 {
 	(void)a;
-	return var_text(r, v, "%u", pt_addr_port(&r->conn->peer.u.sa));
+	return var_text(r, v, "%u", pt_addr_port(&r->client->u.sa));
 }
 
 static int
