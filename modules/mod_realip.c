@@ -3,7 +3,8 @@
  * it.
  *
  *   real_ip_from = [ "10.0.0.0/8", "2001:db8::/32", "unix:" ];
- *   real_ip_header = "X-Forwarded-For";   or "X-Real-IP", any field name
+ *   real_ip_header = "X-Forwarded-For";   or "X-Real-IP", any field name,
+ *                                         or "proxy_protocol"
  *
  * When the address a request comes from is in real_ip_from, the request's
  * client address (r->client: $remote_addr, the access log, ip_hash, the
@@ -15,6 +16,11 @@
  * list is then not what a trusted proxy wrote. An element may carry a
  * port ("192.0.2.1:4711", "[2001:db8::1]:4711"), which becomes
  * $remote_port; without one the port is 0.
+ *
+ * On a proxy_protocol listener the connection's client is already the
+ * PROXY header's source, and the trust check applies to it. With
+ * real_ip_header "proxy_protocol" that source is instead only believed
+ * when the TCP peer itself is trusted; otherwise the client is the peer.
  *
  * It runs first thing after the server is chosen (SERVER_REWRITE, before
  * a server-level return), not in POST_READ: the settings are per server,
@@ -32,7 +38,7 @@
 
 extern const struct pt_module pt_mod_realip;
 
-enum { REALIP_XFF = 1, REALIP_FIELD };
+enum { REALIP_XFF = 1, REALIP_FIELD, REALIP_PROXY_PROTOCOL };
 
 struct realip_cidr {
 	int family; /* AF_INET or AF_INET6 */
@@ -174,9 +180,12 @@ realip_merge_srv(struct pt_conf *cf, void *parent, void *child)
 	}
 	PT_MERGE_PTR(c->header, p->header, "X-Forwarded-For");
 	c->header_len = strlen(c->header);
-	c->kind = pt_strncasecmp(c->header, "X-Forwarded-For", 16) == 0
-			  ? REALIP_XFF
-			  : REALIP_FIELD;
+	if (strcmp(c->header, "proxy_protocol") == 0)
+		c->kind = REALIP_PROXY_PROTOCOL;
+	else if (pt_strncasecmp(c->header, "X-Forwarded-For", 16) == 0)
+		c->kind = REALIP_XFF;
+	else
+		c->kind = REALIP_FIELD;
 	return PT_OK;
 }
 
@@ -356,6 +365,12 @@ realip_handler(struct pt_http_request *r)
 	const struct realip_srv_conf *sc = r->srv_conf[realip_index];
 	struct pt_sockaddr addr, *a;
 
+	if (sc->kind == REALIP_PROXY_PROTOCOL) {
+		if (r->conn->proxy_has_addr &&
+		    !realip_trusted(sc, &r->conn->peer))
+			r->client = &r->conn->peer;
+		return PT_DECLINED;
+	}
 	if (sc->nfrom == 0 && !sc->from_unix)
 		return PT_DECLINED;
 	if (!realip_trusted(sc, r->client) || !realip_walk(r, sc, &addr))

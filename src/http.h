@@ -50,8 +50,11 @@ struct pt_conn {
 
 	struct pt_sockaddr peer;
 	/* the client's address: peer, unless a PROXY protocol header
-	 * named another; what a request starts from */
+	 * named another (proxy_addr); what a request starts from */
 	const struct pt_sockaddr *client;
+	struct pt_sockaddr proxy_addr;
+	unsigned proxy_wait : 1;     /* the PROXY header is still to come */
+	unsigned proxy_has_addr : 1; /* proxy_addr is set */
 	unsigned idle : 1;      /* on the worker's idle list */
 	unsigned keepalive : 1; /* between requests */
 	unsigned closing : 1;   /* closed: freed after this event batch */
@@ -102,6 +105,8 @@ struct pt_http_addr {
 	struct pt_http_server *default_server;
 	struct pt_http_name *names;
 	unsigned nnames;
+	unsigned proxy_protocol : 1; /* connections begin with a PROXY
+				      * protocol header */
 };
 
 /* What a listener's ctx points to. */
