@@ -321,7 +321,7 @@ static int
 proxy_key(struct proxy_ctx *x)
 {
 	struct pt_http_request *r = x->r;
-	const struct pt_sockaddr *a = &r->conn->peer;
+	const struct pt_sockaddr *a = r->client;
 
 	if (x->u->balance == PT_LB_HASH)
 		return pt_tpl_eval(r, x->u->hash_key, &x->lb.key);

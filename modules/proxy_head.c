@@ -261,7 +261,7 @@ head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 {
 	char ip[PT_ADDR_TEXT + 8];
 	size_t iplen, n = 0;
-	const struct pt_sockaddr *a = &r->conn->peer;
+	const struct pt_sockaddr *a = r->client;
 
 	iplen = pt_addr_ip(&a->u.sa, ip, sizeof(ip));
 	if (lc->forwarded == PROXY_FWD_X || lc->forwarded == PROXY_FWD_BOTH) {
