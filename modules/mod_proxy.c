@@ -897,6 +897,18 @@ proxy_set_next(struct pt_conf *cf, const struct pt_setting *s,
 	return PT_OK;
 }
 
+/* proxy_pass: keep the node too, for the errors (file:line) and the
+ * implicit upstream's position, resolved once the locations merge. */
+static int
+proxy_set_pass(struct pt_conf *cf, const struct pt_setting *s,
+	       const config_setting_t *node, void *conf)
+{
+	struct proxy_loc_conf *lc = conf;
+
+	lc->pass_node = node;
+	return pt_conf_set_generic(cf, s, node, conf);
+}
+
 static int
 proxy_token(const char *s)
 {
@@ -976,7 +988,7 @@ static const struct pt_setting proxy_settings[] = {
 	{ "upstreams", PT_T_CUSTOM, PT_SCOPE_MAIN, PT_STORE_MAIN, 0,
 	  pt_proxy_set_upstreams, NULL },
 	{ "proxy_pass", PT_T_STRING, PT_SCOPE_HTTP, PT_STORE_LOC, LOC(pass),
-	  NULL, NULL },
+	  proxy_set_pass, NULL },
 	{ "proxy_connect_timeout", PT_T_DURATION, PT_SCOPE_HTTP, PT_STORE_LOC,
 	  LOC(connect_timeout), NULL, NULL },
 	{ "proxy_read_timeout", PT_T_DURATION, PT_SCOPE_HTTP, PT_STORE_LOC,
@@ -1042,18 +1054,20 @@ proxy_resolve_pass(struct pt_conf *cf, struct proxy_loc_conf *lc)
 	if (p == NULL || lc->upstream != NULL)
 		return PT_OK;
 	if (strncmp(p, "http://", 7) == 0) {
-		lc->upstream = pt_proxy_upstream_implicit(cf, mc, p, NULL);
+		lc->upstream = pt_proxy_upstream_implicit(cf, mc, p,
+							  lc->pass_node);
 		return lc->upstream ? PT_OK : PT_ERROR;
 	}
 	if (strncmp(p, "https://", 8) == 0) {
-		pt_conf_error(cf, NULL, "\"proxy_pass\": \"%s\": TLS to "
-					"backends is not supported yet",
+		pt_conf_error(cf, lc->pass_node,
+			      "\"proxy_pass\": \"%s\": TLS to backends is "
+			      "not supported yet",
 			      p);
 		return PT_ERROR;
 	}
 	lc->upstream = pt_proxy_upstream_find(mc, p);
 	if (lc->upstream == NULL) {
-		pt_conf_error(cf, NULL,
+		pt_conf_error(cf, lc->pass_node,
 			      "\"proxy_pass\": no upstream named \"%s\" (define "
 			      "it in \"upstreams\", or write "
 			      "\"http://host:port\")",
@@ -1070,6 +1084,7 @@ proxy_merge_loc(struct pt_conf *cf, void *parent, void *child)
 
 	if (c->pass == NULL) {
 		c->pass = p->pass;
+		c->pass_node = p->pass_node;
 		c->upstream = p->upstream;
 	}
 	PT_MERGE_I64(c->connect_timeout, p->connect_timeout, 60000);
