@@ -960,7 +960,10 @@ proxy_set_headers(struct pt_conf *cf, const struct pt_setting *s,
 				      s->name, name);
 			return PT_ERROR;
 		}
-		h->name.data = name;
+		/* the config tree is gone after the load: copy the name */
+		h->name.data = pt_pstrdup(cf->pool, name);
+		if (h->name.data == NULL)
+			return PT_ERROR;
 		h->name.len = strlen(name);
 		h->id = pt_http_header_id(name, h->name.len);
 		h->empty = v[0] == '\0';
