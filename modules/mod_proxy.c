@@ -630,6 +630,13 @@ proxy_parse_head(struct proxy_ctx *x, const char **why)
 		memset(&x->scan, 0, sizeof(x->scan));
 		return PT_AGAIN;
 	}
+	if (x->rh.known[PT_H_TRANSFER_ENCODING] != NULL && !x->rh.chunked &&
+	    !x->rh.no_body) {
+		/* a coding we would relay without its name (the field is
+		 * hop-by-hop): the client could not decode the body */
+		*why = "transfer coding other than chunked";
+		return PT_ERROR;
+	}
 	return PT_OK;
 }
 
