@@ -603,6 +603,32 @@ proxy_got_head(struct proxy_ctx *x)
 	pt_proxy_body_start(x);
 }
 
+/* The chunked body bytes read with the head must decode: while the head
+ * is not passed on, a malformed body is still a clean 502 rather than a
+ * response cut off after its head. PT_OK or PT_ERROR (why set). */
+static int
+proxy_check_chunks(struct proxy_ctx *x, const char **why)
+{
+	struct pt_http_chunked c;
+	const char *p = x->hbuf + x->scan.head_len;
+	const char *end = x->hbuf + x->hbuf_last;
+	struct pt_str d;
+
+	if (!x->rh.chunked || x->rh.no_body)
+		return PT_OK;
+	pt_http_chunked_init(&c, 4096, 16384); /* as proxy_io.c decodes */
+	while (p < end) {
+		int rc = pt_http_chunked_parse(&c, &p, end, &d);
+		if (rc == PT_AGAIN || rc == PT_DONE)
+			break;
+		if (rc != PT_OK) {
+			*why = "malformed chunked body";
+			return PT_ERROR;
+		}
+	}
+	return PT_OK;
+}
+
 /* Parse a complete head in hbuf[0..head_len). PT_OK, PT_AGAIN (an
  * interim 1xx was skipped) or PT_ERROR (why set). */
 static int
@@ -637,7 +663,7 @@ proxy_parse_head(struct proxy_ctx *x, const char **why)
 		*why = "transfer coding other than chunked";
 		return PT_ERROR;
 	}
-	return PT_OK;
+	return proxy_check_chunks(x, why);
 }
 
 static void
