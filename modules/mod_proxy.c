@@ -657,6 +657,32 @@ proxy_got_head(struct proxy_ctx *x)
 	pt_proxy_body_start(x);
 }
 
+/* The chunked body bytes read with the head must decode: while the head
+ * is not passed on, a malformed body is still a clean 502 rather than a
+ * response cut off after its head. PT_OK or PT_ERROR (why set). */
+static int
+proxy_check_chunks(struct proxy_ctx *x, const char **why)
+{
+	struct pt_http_chunked c;
+	const char *p = x->hbuf + x->scan.head_len;
+	const char *end = x->hbuf + x->hbuf_last;
+	struct pt_str d;
+
+	if (!x->rh.chunked || x->rh.no_body)
+		return PT_OK;
+	pt_http_chunked_init(&c, 4096, 16384); /* as proxy_io.c decodes */
+	while (p < end) {
+		int rc = pt_http_chunked_parse(&c, &p, end, &d);
+		if (rc == PT_AGAIN || rc == PT_DONE)
+			break;
+		if (rc != PT_OK) {
+			*why = "malformed chunked body";
+			return PT_ERROR;
+		}
+	}
+	return PT_OK;
+}
+
 /* Parse a complete head in hbuf[0..head_len). PT_OK, PT_AGAIN (an
  * interim 1xx was skipped) or PT_ERROR (why set). */
 static int
@@ -684,7 +710,14 @@ proxy_parse_head(struct proxy_ctx *x, const char **why)
 		memset(&x->scan, 0, sizeof(x->scan));
 		return PT_AGAIN;
 	}
-	return PT_OK;
+	if (x->rh.known[PT_H_TRANSFER_ENCODING] != NULL && !x->rh.chunked &&
+	    !x->rh.no_body) {
+		/* a coding we would relay without its name (the field is
+		 * hop-by-hop): the client could not decode the body */
+		*why = "transfer coding other than chunked";
+		return PT_ERROR;
+	}
+	return proxy_check_chunks(x, why);
 }
 
 static void
@@ -957,6 +990,18 @@ proxy_set_next(struct pt_conf *cf, const struct pt_setting *s,
 	return PT_OK;
 }
 
+/* proxy_pass: keep the node too, for the errors (file:line) and the
+ * implicit upstream's position, resolved once the locations merge. */
+static int
+proxy_set_pass(struct pt_conf *cf, const struct pt_setting *s,
+	       const config_setting_t *node, void *conf)
+{
+	struct proxy_loc_conf *lc = conf;
+
+	lc->pass_node = node;
+	return pt_conf_set_generic(cf, s, node, conf);
+}
+
 static int
 proxy_token(const char *s)
 {
@@ -1008,7 +1053,10 @@ proxy_set_headers(struct pt_conf *cf, const struct pt_setting *s,
 				      s->name, name);
 			return PT_ERROR;
 		}
-		h->name.data = name;
+		/* the config tree is gone after the load: copy the name */
+		h->name.data = pt_pstrdup(cf->pool, name);
+		if (h->name.data == NULL)
+			return PT_ERROR;
 		h->name.len = strlen(name);
 		h->id = pt_http_header_id(name, h->name.len);
 		h->empty = v[0] == '\0';
@@ -1037,7 +1085,7 @@ static const struct pt_setting proxy_settings[] = {
 	{ "upstreams", PT_T_CUSTOM, PT_SCOPE_MAIN, PT_STORE_MAIN, 0,
 	  pt_proxy_set_upstreams, NULL },
 	{ "proxy_pass", PT_T_STRING, PT_SCOPE_HTTP, PT_STORE_LOC, LOC(pass),
-	  NULL, NULL },
+	  proxy_set_pass, NULL },
 	{ "proxy_connect_timeout", PT_T_DURATION, PT_SCOPE_HTTP, PT_STORE_LOC,
 	  LOC(connect_timeout), NULL, &proxy_r_timeout },
 	{ "proxy_read_timeout", PT_T_DURATION, PT_SCOPE_HTTP, PT_STORE_LOC,
@@ -1103,18 +1151,20 @@ proxy_resolve_pass(struct pt_conf *cf, struct proxy_loc_conf *lc)
 	if (p == NULL || lc->upstream != NULL)
 		return PT_OK;
 	if (strncmp(p, "http://", 7) == 0) {
-		lc->upstream = pt_proxy_upstream_implicit(cf, mc, p, NULL);
+		lc->upstream = pt_proxy_upstream_implicit(cf, mc, p,
+							  lc->pass_node);
 		return lc->upstream ? PT_OK : PT_ERROR;
 	}
 	if (strncmp(p, "https://", 8) == 0) {
-		pt_conf_error(cf, NULL, "\"proxy_pass\": \"%s\": TLS to "
-					"backends is not supported yet",
+		pt_conf_error(cf, lc->pass_node,
+			      "\"proxy_pass\": \"%s\": TLS to backends is "
+			      "not supported yet",
 			      p);
 		return PT_ERROR;
 	}
 	lc->upstream = pt_proxy_upstream_find(mc, p);
 	if (lc->upstream == NULL) {
-		pt_conf_error(cf, NULL,
+		pt_conf_error(cf, lc->pass_node,
 			      "\"proxy_pass\": no upstream named \"%s\" (define "
 			      "it in \"upstreams\", or write "
 			      "\"http://host:port\")",
@@ -1131,6 +1181,7 @@ proxy_merge_loc(struct pt_conf *cf, void *parent, void *child)
 
 	if (c->pass == NULL) {
 		c->pass = p->pass;
+		c->pass_node = p->pass_node;
 		c->upstream = p->upstream;
 	}
 	PT_MERGE_I64(c->connect_timeout, p->connect_timeout, 60000);

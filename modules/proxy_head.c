@@ -157,6 +157,10 @@ head_forward(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 	default:
 		break;
 	}
+	/* single values we set: a client's own would be believed first */
+	if ((lc->forwarded == PROXY_FWD_X || lc->forwarded == PROXY_FWD_BOTH) &&
+	    (HEAD_IS(f, "X-Forwarded-Proto") || HEAD_IS(f, "X-Forwarded-Host")))
+		return 0;
 	if ((lc->forwarded == PROXY_FWD_RFC7239 ||
 	     lc->forwarded == PROXY_FWD_BOTH) &&
 	    HEAD_IS(f, "Forwarded"))
