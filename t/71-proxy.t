@@ -213,8 +213,12 @@ sub curl {
 	($r) = one("GET /raw/h10 HTTP/1.0\r\n\r\n", until_eof => 1);
 	is($r->{status}, 200, 'HTTP/1.0 client without Host: 200');
 	like($r->{raw}, qr{^HTTP/1\.1 200}, 'HTTP/1.0 client: answered');
-	is(seen($b1, qr{^/raw/h10})->{version}, 'HTTP/1.1',
-		'HTTP/1.0 client: HTTP/1.1 to the backend');
+	$q = seen($b1, qr{^/raw/h10});
+	is($q->{version}, 'HTTP/1.1', 'HTTP/1.0 client: HTTP/1.1 to the backend');
+	# RFC 9112 3.2: no authority known, so an empty Host (a 1.1 request
+	# without Host is refused by a strict backend)
+	is(count_field($q, 'Host') . "|$q->{header}{host}", '1|',
+		'HTTP/1.0 client without Host: an empty Host to the backend');
 }
 
 # ---- Host and proxy_set_header -------------------------------------------------------
@@ -445,6 +449,9 @@ sub curl {
 	my ($r) = one(req('GET', "/ch?size=$n&chunked=1&piece=1000"));
 	is($r->{headers}{'transfer-encoding'}, 'chunked',
 		'chunked response to HTTP/1.1: chunked');
+	is(scalar(grep { lc $_->[0] eq 'transfer-encoding' }
+		@{ $r->{header_list} }), 1,
+		'chunked response to HTTP/1.1: one Transfer-Encoding (ours)');
 	ok(!exists $r->{headers}{'content-length'},
 		'chunked response to HTTP/1.1: no Content-Length');
 	ok($r->{body} eq PortierBackend::pattern(0, $n),
