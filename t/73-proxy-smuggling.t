@@ -111,7 +111,7 @@ servers = ( {
 } );
 EOF
 
-# ---- request smuggling: the corpus ------------------------------------------------
+# ---- request smuggling: the corpus ---------------------------------------
 
 my @cases = read_corpus(\*DATA);
 ok(@cases > 30, scalar(@cases) . ' request vectors');
@@ -221,7 +221,7 @@ sub run_case {
 	}
 }
 
-# ---- the llhttp request vectors, through the proxy ---------------------------------
+# ---- the llhttp request vectors, through the proxy -----------------------
 
 # Whatever portier makes of llhttp's request vectors, the backend must
 # see only well-formed requests, no more complete ones than llhttp found
@@ -332,7 +332,7 @@ sub llhttp_case {
 	return @why ? -1 : @q ? 1 : 0;
 }
 
-# ---- response splitting: a scripted backend ----------------------------------------
+# ---- response splitting: a scripted backend ------------------------------
 
 # A backend that answers each request with the bytes scripted for its
 # path (pieces written separately, then a marker file), and otherwise
