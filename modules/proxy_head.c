@@ -371,9 +371,10 @@ pt_proxy_build_request(struct pt_http_request *r, struct pt_str *out,
 		head_put(&w, r->h.query.data, r->h.query.len);
 	}
 	HEAD_LIT(&w, " HTTP/1.1\r\n");
+	/* always a Host in HTTP/1.1, empty when the client's request had no
+	 * authority (an HTTP/1.0 one without Host: RFC 9112 section 3.2) */
 	if (!head_overridden(lc, &(struct pt_http_header){
-					 PT_STR("Host"), PT_NULL_STR, 0 }) &&
-	    host.len > 0)
+					 PT_STR("Host"), PT_NULL_STR, 0 }))
 		head_field(&w, "Host", 4, host);
 	for (unsigned i = 0; i < r->h.nheaders; i++) {
 		const struct pt_http_header *f = &r->h.headers[i];

@@ -116,7 +116,7 @@ sub curl {
 	return ($out, $? >> 8);
 }
 
-# ---- basic proxying: GET, HEAD, POST, lengths ------------------------------------
+# ---- basic proxying: GET, HEAD, POST, lengths ----------------------------
 {
 	my ($r) = one(req('GET', '/basic?size=1000'));
 	is($r->{status}, 200, 'GET: 200 from the backend');
@@ -167,7 +167,7 @@ sub curl {
 	is($r->{body}, sha1_hex('abc') . " 3\n", 'PUT: the body');
 }
 
-# ---- proxy_pass "http://host:port" ---------------------------------------------------
+# ---- proxy_pass "http://host:port" ---------------------------------------
 {
 	my ($r) = one(req('GET', '/direct/x?y=1'));
 	is($r->{headers}{'x-backend'}, 'b2',
@@ -176,7 +176,7 @@ sub curl {
 		'proxy_pass "http://...": the URI is passed unchanged');
 }
 
-# ---- the request line the backend sees -----------------------------------------------
+# ---- the request line the backend sees -----------------------------------
 {
 	my @cases = (
 		['/raw/a%2Fb/%41?q=%2F&x=%41', '/raw/a%2Fb/%41?q=%2F&x=%41',
@@ -213,11 +213,15 @@ sub curl {
 	($r) = one("GET /raw/h10 HTTP/1.0\r\n\r\n", until_eof => 1);
 	is($r->{status}, 200, 'HTTP/1.0 client without Host: 200');
 	like($r->{raw}, qr{^HTTP/1\.1 200}, 'HTTP/1.0 client: answered');
-	is(seen($b1, qr{^/raw/h10})->{version}, 'HTTP/1.1',
-		'HTTP/1.0 client: HTTP/1.1 to the backend');
+	$q = seen($b1, qr{^/raw/h10});
+	is($q->{version}, 'HTTP/1.1', 'HTTP/1.0 client: HTTP/1.1 to the backend');
+	# RFC 9112 3.2: no authority known, so an empty Host (a 1.1 request
+	# without Host is refused by a strict backend)
+	is(count_field($q, 'Host') . "|$q->{header}{host}", '1|',
+		'HTTP/1.0 client without Host: an empty Host to the backend');
 }
 
-# ---- Host and proxy_set_header -------------------------------------------------------
+# ---- Host and proxy_set_header -------------------------------------------
 {
 	one(req('GET', '/host1', 'X-Remove: kept here')
 		=~ s/Host: localhost/Host: Example.TEST:8080/r);
@@ -252,7 +256,7 @@ sub curl {
 	is($q->{header}{'x-added'}, 'yes', 'proxy_set_header: a field added');
 }
 
-# ---- hop-by-hop fields, request side ---------------------------------------------------
+# ---- hop-by-hop fields, request side -------------------------------------
 {
 	one(req('GET', '/hop1', 'Connection: keep-alive, X-Conn-Named, TE',
 		'X-Conn-Named: 1', 'Keep-Alive: timeout=5', 'TE: trailers',
@@ -274,7 +278,7 @@ sub curl {
 	is($q->{body}, 'abc', 'request: the chunked body');
 }
 
-# ---- hop-by-hop fields, response side ------------------------------------------------
+# ---- hop-by-hop fields, response side ------------------------------------
 {
 	my $h = join '&', map { "h=$_" } 'Connection:%20X-Named-Hop',
 		'X-Named-Hop:%201', 'Keep-Alive:%20timeout=5',
@@ -308,7 +312,7 @@ sub curl {
 	close $s;
 }
 
-# ---- X-Forwarded-*, Forwarded, Via --------------------------------------------------------
+# ---- X-Forwarded-*, Forwarded, Via ---------------------------------------
 {
 	one(req('GET', '/xff1', 'X-Forwarded-For: 10.0.0.1',
 		'X-Forwarded-For: 10.0.0.2'));
@@ -367,7 +371,7 @@ sub curl {
 		'via = true: the client\'s protocol version');
 }
 
-# ---- hide_header, Server, Date -----------------------------------------------------------
+# ---- hide_header, Server, Date -------------------------------------------
 {
 	my ($r) = one(req('GET',
 		'/hide/a?h=X-Secret:%20s&h=X-Other:%20o&h=X-Shown:%201'));
@@ -391,7 +395,7 @@ sub curl {
 		'a second backend Server is not leaked either');
 }
 
-# ---- chunked request bodies, Expect: 100-continue ------------------------------------------
+# ---- chunked request bodies, Expect: 100-continue ------------------------
 {
 	my $data = join '', map { chr(($_ * 13 + 7) & 255) } 0 .. 299_999;
 	my $f = $t->write_file('up.bin', $data);
@@ -439,12 +443,15 @@ sub curl {
 	close $s;
 }
 
-# ---- chunked and close-delimited responses ---------------------------------------------------
+# ---- chunked and close-delimited responses -------------------------------
 {
 	my $n = 100_000;
 	my ($r) = one(req('GET', "/ch?size=$n&chunked=1&piece=1000"));
 	is($r->{headers}{'transfer-encoding'}, 'chunked',
 		'chunked response to HTTP/1.1: chunked');
+	is(scalar(grep { lc $_->[0] eq 'transfer-encoding' }
+		@{ $r->{header_list} }), 1,
+		'chunked response to HTTP/1.1: one Transfer-Encoding (ours)');
 	ok(!exists $r->{headers}{'content-length'},
 		'chunked response to HTTP/1.1: no Content-Length');
 	ok($r->{body} eq PortierBackend::pattern(0, $n),
@@ -491,7 +498,7 @@ sub curl {
 		'an empty chunked body');
 }
 
-# ---- large bodies both ways -----------------------------------------------------------------
+# ---- large bodies both ways ----------------------------------------------
 for my $n (10 << 20, 100 << 20) {
 	my $mib = $n >> 20;
 	# download with a length
@@ -563,7 +570,7 @@ for my $n (10 << 20, 100 << 20) {
 	}
 }
 
-# ---- invalid backend responses: 502, never relayed ------------------------------------
+# ---- invalid backend responses: 502, never relayed -----------------------
 {
 	# what a backend may send that still has one meaning: relayed as such
 	my %valid = (
@@ -623,7 +630,7 @@ for my $n (10 << 20, 100 << 20) {
 		'the error log says why (te_not_chunked)');
 }
 
-# ---- keep-alive to the backend -----------------------------------------------------------
+# ---- keep-alive to the backend -------------------------------------------
 {
 	one(req('GET', '/ka-warm'));
 	$b1->clear;
@@ -653,7 +660,7 @@ for my $n (10 << 20, 100 << 20) {
 	close $s;
 }
 
-# ---- the access log: $upstream_* ---------------------------------------------------------
+# ---- the access log: $upstream_* -----------------------------------------
 {
 	sub log_lines { split /\n/, $t->read_file('up.log') // '' }
 	sub wait_line {
@@ -696,7 +703,7 @@ for my $n (10 << 20, 100 << 20) {
 		'access log: only the locations that set it');
 }
 
-# ---- bounded memory: 1 GiB to a slow client, from a slow client --------------------------
+# ---- bounded memory: 1 GiB to a slow client, from a slow client ----------
 sub fds_of {
 	opendir my $d, "/proc/$_[0]/fd" or return 0;
 	my $n = grep { /^\d+$/ } readdir $d;
