@@ -371,8 +371,8 @@ pt_proxy_build_request(struct pt_http_request *r, struct pt_str *out,
 		head_put(&w, r->h.query.data, r->h.query.len);
 	}
 	HEAD_LIT(&w, " HTTP/1.1\r\n");
-	/* always a Host in HTTP/1.1, empty when the client's request had no
-	 * authority (an HTTP/1.0 one without Host: RFC 9112 section 3.2) */
+	/* always a Host in HTTP/1.1 (head_host() names the upstream when the
+	 * client's HTTP/1.0 request had none) */
 	if (!head_overridden(lc, &(struct pt_http_header){
 					 PT_STR("Host"), PT_NULL_STR, 0 }))
 		head_field(&w, "Host", 4, host);

@@ -215,10 +215,10 @@ sub curl {
 	like($r->{raw}, qr{^HTTP/1\.1 200}, 'HTTP/1.0 client: answered');
 	$q = seen($b1, qr{^/raw/h10});
 	is($q->{version}, 'HTTP/1.1', 'HTTP/1.0 client: HTTP/1.1 to the backend');
-	# RFC 9112 3.2: no authority known, so an empty Host (a 1.1 request
-	# without Host is refused by a strict backend)
-	is(count_field($q, 'Host') . "|$q->{header}{host}", '1|',
-		'HTTP/1.0 client without Host: an empty Host to the backend');
+	# a 1.1 request needs a Host (a strict backend refuses one without):
+	# the upstream's name stands in, as nginx's $proxy_host does
+	is(count_field($q, 'Host') . "|$q->{header}{host}", '1|app',
+		'HTTP/1.0 client without Host: the upstream name as Host');
 }
 
 # ---- Host and proxy_set_header -------------------------------------------
