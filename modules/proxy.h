@@ -56,6 +56,8 @@ struct proxy_main_conf {
 	struct pt_loop *loop;      /* in a worker */
 	struct pt_upconn *dead;    /* closed in this batch of events */
 	struct pt_posted reap;     /* frees them after it */
+	int (*pipes)[2];           /* empty pipes kept for splice */
+	unsigned npipes;
 	int need_helper;           /* an upstream has health checks */
 };
 
@@ -105,6 +107,11 @@ void pt_proxy_upstreams_exit(struct proxy_main_conf *mc);
 extern const struct pt_setting pt_upstream_block[];
 extern const struct pt_setting pt_peer_block[];
 extern const struct pt_setting pt_health_block[];
+
+/* ---- health.c: in the helper process ---------------------------------------- */
+
+/* Start the active checks of every upstream that has them. */
+int pt_proxy_health_init(struct proxy_main_conf *mc, struct pt_loop *loop);
 
 /* ---- upconn.c: connections to backends ---------------------------------- */
 
@@ -190,6 +197,8 @@ struct proxy_ctx {
 	unsigned reuse_retry : 1;    /* the reused-connection retry is
 				      * spent */
 	unsigned body_eof : 1;       /* the client's body ended */
+	unsigned buffering_body : 1; /* proxy_request_buffering: reading
+				      * the whole body first */
 	struct pt_str pend;      /* client body bytes not yet in ubuf */
 
 	/* from the backend */
@@ -214,6 +223,10 @@ struct proxy_ctx {
 	struct pt_chain ltail;
 
 	unsigned chunk_sent : 1;    /* a chunk went to the client */
+	unsigned splicing : 1;      /* the body goes through a pipe */
+	unsigned has_pipe : 1;
+	int pipe[2];
+	size_t pipe_bytes;          /* in the pipe, not yet written */
 
 	/* tunnel: backend to client through hbuf, client to backend
 	 * through tbuf */
@@ -232,6 +245,11 @@ void pt_proxy_body_pump(struct proxy_ctx *x);
 /* 101: both ways, until either side closes or idles out. */
 void pt_proxy_tunnel_start(struct proxy_ctx *x);
 void pt_proxy_tunnel_pump(struct proxy_ctx *x);
+
+/* proxy_splice.c: large bodies of known length, socket to socket. */
+int pt_proxy_splice_ok(const struct proxy_ctx *x);
+int pt_proxy_splice_pump(struct proxy_ctx *x);
+void pt_proxy_splice_done(struct proxy_ctx *x);
 /* The request ends with an error (status, or close if the head went).*/
 void pt_proxy_fail(struct proxy_ctx *x, int status);
 /* The request is over for the backend side: release the connection. */

@@ -157,6 +157,10 @@ head_forward(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 	default:
 		break;
 	}
+	/* single values we set: a client's own would be believed first */
+	if ((lc->forwarded == PROXY_FWD_X || lc->forwarded == PROXY_FWD_BOTH) &&
+	    (HEAD_IS(f, "X-Forwarded-Proto") || HEAD_IS(f, "X-Forwarded-Host")))
+		return 0;
 	if ((lc->forwarded == PROXY_FWD_RFC7239 ||
 	     lc->forwarded == PROXY_FWD_BOTH) &&
 	    HEAD_IS(f, "Forwarded"))
@@ -221,48 +225,72 @@ head_field(struct head_w *w, const char *name, size_t nlen, struct pt_str v)
 }
 
 /* The host to send: the target's authority for absolute-form, else the
- * Host field as received (with its port). */
+ * Host field as received (with its port); an HTTP/1.0 request without
+ * one gets the upstream's name (its address for proxy_pass
+ * "http://host:port"), as HTTP/1.1 requires a Host. */
 static struct pt_str
 head_host(struct pt_http_request *r)
 {
+	const struct pt_upstream *u = proxy_loc(r)->upstream;
+	struct pt_str h = r->h.host;
+
 	if (r->h.target_form == PT_TARGET_ABSOLUTE)
 		return r->h.authority;
 	if (r->h.known[PT_H_HOST] != NULL)
 		return r->h.known[PT_H_HOST]->value;
-	return r->h.host;
+	if (h.len == 0 && u != NULL) {
+		h.data = u->implicit ? u->peers[0].address : u->name;
+		h.len = strlen(h.data);
+	}
+	return h;
 }
 
-/* Forwarded/X-Forwarded-* and Via, by the location's settings. */
+/* Does proxy_set_header name the field (then it alone is sent)? */
+static int
+head_set_has(const struct proxy_loc_conf *lc, const char *name, size_t n)
+{
+	for (unsigned i = 0; i < lc->nset; i++)
+		if (lc->set[i].name.len == n &&
+		    pt_strncasecmp(lc->set[i].name.data, name, n) == 0)
+			return 1;
+	return 0;
+}
+#define HEAD_SET_HAS(lc, lit) head_set_has((lc), (lit), sizeof(lit) - 1)
+
+/* Forwarded/X-Forwarded-* and Via, by the location's settings; a field
+ * that proxy_set_header sets is left to it. */
 static size_t
 head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 		struct head_w *w, struct pt_str host)
 {
 	char ip[PT_ADDR_TEXT + 8];
 	size_t iplen, n = 0;
-	const struct pt_sockaddr *a = &r->conn->peer;
+	const struct pt_sockaddr *a = r->client;
 
 	iplen = pt_addr_ip(&a->u.sa, ip, sizeof(ip));
 	if (lc->forwarded == PROXY_FWD_X || lc->forwarded == PROXY_FWD_BOTH) {
 		struct pt_str xff = head_joined(r, "X-Forwarded-For", 15);
 		n += xff.len + iplen + 96 + host.len;
-		if (w != NULL) {
+		if (w != NULL && !HEAD_SET_HAS(lc, "X-Forwarded-For")) {
 			HEAD_LIT(w, "X-Forwarded-For: ");
 			if (xff.len) {
 				head_put(w, xff.data, xff.len);
 				HEAD_LIT(w, ", ");
 			}
 			head_put(w, ip, iplen);
-			HEAD_LIT(w, "\r\nX-Forwarded-Proto: http\r\n");
-			if (host.len)
-				head_field(w, "X-Forwarded-Host", 16, host);
+			HEAD_LIT(w, "\r\n");
 		}
+		if (w != NULL && !HEAD_SET_HAS(lc, "X-Forwarded-Proto"))
+			HEAD_LIT(w, "X-Forwarded-Proto: http\r\n");
+		if (w != NULL && host.len && !HEAD_SET_HAS(lc, "X-Forwarded-Host"))
+			head_field(w, "X-Forwarded-Host", 16, host);
 	}
 	if (lc->forwarded == PROXY_FWD_RFC7239 ||
 	    lc->forwarded == PROXY_FWD_BOTH) {
 		struct pt_str fw = head_joined(r, "Forwarded", 9);
 		int v6 = a->u.sa.sa_family == AF_INET6;
 		n += fw.len + iplen + 64 + host.len;
-		if (w != NULL) {
+		if (w != NULL && !HEAD_SET_HAS(lc, "Forwarded")) {
 			HEAD_LIT(w, "Forwarded: ");
 			if (fw.len) {
 				head_put(w, fw.data, fw.len);
@@ -287,7 +315,7 @@ head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 	if (lc->via) {
 		struct pt_str via = head_joined(r, "Via", 3);
 		n += via.len + 32;
-		if (w != NULL) {
+		if (w != NULL && !HEAD_SET_HAS(lc, "Via")) {
 			HEAD_LIT(w, "Via: ");
 			if (via.len) {
 				head_put(w, via.data, via.len);

@@ -80,6 +80,13 @@ io_queue(struct proxy_ctx *x, struct proxy_slot *s, size_t n)
 	}
 	s->busy = 1;
 	rc = pt_http_output(x->r, first);
+	if (rc == PT_AGAIN) {
+		/* a client that stops reading is bounded by send_timeout */
+		struct pt_conn *c = x->r->conn;
+		if (!pt_timer_armed(&c->timer))
+			pt_timer_add(&c->w->loop, &c->timer,
+				     pt_http_core_loc(x->r)->send_timeout);
+	}
 	return rc == PT_ERROR ? PT_ERROR : PT_OK;
 }
 
@@ -141,6 +148,7 @@ io_finish(struct proxy_ctx *x)
 	if (t != NULL)
 		t->response_ms = pt_now.mono_ms - x->try_start;
 	x->finished = 1;
+	pt_proxy_splice_done(x);
 	pt_proxy_release(x, keep);
 	r->read_handler = NULL;
 	r->write_handler = NULL;
@@ -187,6 +195,14 @@ pt_proxy_body_pump(struct proxy_ctx *x)
 		return;
 	if (x->tunnel) {
 		pt_proxy_tunnel_pump(x);
+		return;
+	}
+	if (x->splicing) {
+		int rc = pt_proxy_splice_pump(x);
+		if (rc == PT_OK) {
+			x->upstream_done = 1;
+			io_finish(x);
+		}
 		return;
 	}
 	while (!x->upstream_done) {
@@ -303,6 +319,7 @@ pt_proxy_body_start(struct proxy_ctx *x)
 		io_finish(x);
 		return;
 	}
+	x->splicing = pt_proxy_splice_ok(x);
 	pt_proxy_body_pump(x);
 }
 

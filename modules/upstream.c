@@ -20,6 +20,7 @@
 #include "shm.h"
 
 #include <netdb.h>
+#include <unistd.h>
 
 #define UPS_ZONE_SIZE ((size_t)2 << 20)
 #define UPS_MAGIC 0x70757073u
@@ -273,7 +274,7 @@ ups_peers(struct pt_conf *cf, struct pt_upstream *u,
 	return rc;
 }
 
-/* "200-399", "200", or a list "200,204,300-399". */
+/* One status ("200") or one range ("200-399"). */
 static int
 ups_expect(struct pt_conf *cf, const config_setting_t *node, const char *s,
 	   struct pt_health_check *hc)
@@ -571,6 +572,12 @@ ups_zone_init(struct pt_shm_zone *z, void *data, int reused)
 			if (e == NULL)
 				goto full;
 			u->peers[k].st = &e->st;
+			if (u->hc == NULL) {
+				/* no checks (any more): no verdict holds */
+				__atomic_store_n(&e->st.checked, 0,
+						 __ATOMIC_RELAXED);
+				e->st.rise = e->st.fall = 0;
+			}
 		}
 	}
 	/* states no config of the last two generations uses */
@@ -616,6 +623,9 @@ pt_proxy_upstreams_worker(struct proxy_main_conf *mc, struct pt_loop *loop)
 	mc->loop = loop;
 	if (mc->nups == 0)
 		return PT_OK;
+	mc->pipes = calloc(64, sizeof(*mc->pipes));
+	if (mc->pipes == NULL)
+		return PT_ERROR;
 	mc->rt = calloc(mc->nups, sizeof(*mc->rt));
 	if (mc->rt == NULL)
 		return PT_ERROR;
@@ -637,4 +647,11 @@ pt_proxy_upstreams_exit(struct proxy_main_conf *mc)
 	}
 	free(mc->rt);
 	mc->rt = NULL;
+	while (mc->npipes > 0) {
+		mc->npipes--;
+		close(mc->pipes[mc->npipes][0]);
+		close(mc->pipes[mc->npipes][1]);
+	}
+	free(mc->pipes);
+	mc->pipes = NULL;
 }

@@ -49,6 +49,12 @@ struct pt_conn {
 	int64_t lingering_end;
 
 	struct pt_sockaddr peer;
+	/* the client's address: peer, unless a PROXY protocol header
+	 * named another (proxy_addr); what a request starts from */
+	const struct pt_sockaddr *client;
+	struct pt_sockaddr proxy_addr;
+	unsigned proxy_wait : 1;     /* the PROXY header is still to come */
+	unsigned proxy_has_addr : 1; /* proxy_addr is set */
 	unsigned idle : 1;      /* on the worker's idle list */
 	unsigned keepalive : 1; /* between requests */
 	unsigned closing : 1;   /* closed: freed after this event batch */
@@ -99,6 +105,8 @@ struct pt_http_addr {
 	struct pt_http_server *default_server;
 	struct pt_http_name *names;
 	unsigned nnames;
+	unsigned proxy_protocol : 1; /* connections begin with a PROXY
+				      * protocol header */
 };
 
 /* What a listener's ctx points to. */
@@ -186,6 +194,10 @@ struct pt_http_body {
 struct pt_http_request {
 	struct pt_conn *conn;
 	struct pt_pool *pool;
+	/* the client's address for $remote_addr, logs, ip_hash and
+	 * X-Forwarded-For: conn->client, or what a trusted proxy's field
+	 * says (mod_realip; then in r->pool) */
+	const struct pt_sockaddr *client;
 	struct pt_http_req_head h; /* parsed head, slices of conn->buf */
 	struct pt_str request_line;
 	struct pt_str uri;   /* decoded, normalized path */

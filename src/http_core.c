@@ -480,6 +480,7 @@ struct core_addr {
 	struct pt_http_server *default_server;
 	int backlog; /* -1: not given */
 	int reuseport;
+	int proxy_protocol;
 	const config_setting_t *node;
 	struct pt_http_port *port;
 };
@@ -490,17 +491,22 @@ struct core_build {
 	unsigned max_servers; /* room in each address's server list */
 };
 
+struct core_listen_opts {
+	int def, reuseport, backlog, proxy_protocol;
+};
+
 static int
 core_listen_flags(struct pt_conf *cf, const config_setting_t *node,
-		  const char *spec, char *addr, size_t alen, int *def,
-		  int *reuseport, int *backlog)
+		  const char *spec, char *addr, size_t alen,
+		  struct core_listen_opts *o)
 {
 	const char *sp = strchr(spec, ' ');
 	char flag[64];
 
-	*def = 0;
-	*reuseport = 0;
-	*backlog = -1;
+	o->def = 0;
+	o->reuseport = 0;
+	o->backlog = -1;
+	o->proxy_protocol = 0;
 	snprintf(addr, alen, "%.*s", sp ? (int)(sp - spec) : (int)strlen(spec),
 		 spec);
 	while (sp != NULL) {
@@ -514,9 +520,11 @@ core_listen_flags(struct pt_conf *cf, const config_setting_t *node,
 			 end ? (int)(end - start) : (int)strlen(start), start);
 		sp = end;
 		if (strcmp(flag, "default_server") == 0) {
-			*def = 1;
+			o->def = 1;
 		} else if (strcmp(flag, "reuseport") == 0) {
-			*reuseport = 1;
+			o->reuseport = 1;
+		} else if (strcmp(flag, "proxy_protocol") == 0) {
+			o->proxy_protocol = 1;
 		} else if (strncmp(flag, "backlog=", 8) == 0) {
 			char *e;
 			long v = strtol(flag + 8, &e, 10);
@@ -525,11 +533,12 @@ core_listen_flags(struct pt_conf *cf, const config_setting_t *node,
 					      "\"listen\": invalid \"%s\"", flag);
 				return PT_ERROR;
 			}
-			*backlog = (int)v;
+			o->backlog = (int)v;
 		} else {
 			pt_conf_error(cf, node,
 				      "\"listen\": unknown flag \"%s\" (known: "
-				      "default_server, reuseport, backlog=N)",
+				      "default_server, reuseport, backlog=N, "
+				      "proxy_protocol)",
 				      flag);
 			return PT_ERROR;
 		}
@@ -588,12 +597,15 @@ core_collect_listen(struct pt_conf *cf, struct core_build *b,
 		char addr[PT_ADDR_TEXT], text[PT_ADDR_TEXT], err[256];
 		struct pt_sockaddr sa;
 		struct core_addr *ca;
+		struct core_listen_opts o;
 		int def, reuseport, backlog;
 
 		if (core_listen_flags(cf, node, sc->listen.items[i], addr,
-				      sizeof(addr), &def, &reuseport,
-				      &backlog) != PT_OK)
+				      sizeof(addr), &o) != PT_OK)
 			return PT_ERROR;
+		def = o.def;
+		reuseport = o.reuseport;
+		backlog = o.backlog;
 		if (pt_addr_parse(addr, &sa, text, sizeof(text), err,
 				  sizeof(err)) != PT_OK) {
 			pt_conf_error(cf, node, "\"listen\": %s", err);
@@ -629,6 +641,10 @@ core_collect_listen(struct pt_conf *cf, struct core_build *b,
 			ca->reuseport = 1;
 		if (backlog >= 0)
 			ca->backlog = backlog;
+		/* a property of the address, not of its socket: any server
+		 * may give it, as nginx's proxy_protocol */
+		if (o.proxy_protocol)
+			ca->proxy_protocol = 1;
 		ca->node = node;
 	}
 	return PT_OK;
@@ -737,6 +753,7 @@ core_build_names(struct pt_conf *cf, struct core_addr *ca,
 	struct pt_http_name *regex;
 
 	ha->addr = ca->addr;
+	ha->proxy_protocol = ca->proxy_protocol ? 1 : 0;
 	ha->default_server = ca->default_server ? ca->default_server
 						: ca->servers[0];
 	for (unsigned i = 0; i < ca->nservers; i++) {

@@ -15,8 +15,13 @@
  * in the header buffer (or the socket) until the previous response is
  * written, so responses leave in request order.
  *
+ * A listener flagged proxy_protocol first reads the PROXY protocol
+ * header into the header buffer (http_read_proxy()); what follows it
+ * there is the first request's head. A connection without a valid one
+ * is closed without an answer: its peer is a proxy, not a client.
+ *
  * Timers: client_header_timeout from the first byte of a head (or from
- * accept) to its end, 408 if some of it came; keepalive_timeout between
+ * accept, including a PROXY header) to its end, 408 if some of it came; keepalive_timeout between
  * requests; send_timeout while the socket does not drain;
  * client_body_timeout between two reads of an unwanted body; a lingering
  * close reads what the client still sends until it is silent for 5 s (30 s
@@ -33,6 +38,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
+#include "proxy_protocol.h"
 #include "ptime.h"
 #include "stats.h"
 #include "worker.h"
@@ -55,6 +61,7 @@
 #define HTTP_READ_BUDGET (64 * 1024)
 
 static void http_read_head(struct pt_io *io);
+static void http_read_proxy(struct pt_io *io);
 static void http_request_read(struct pt_io *io);
 static void http_request_write(struct pt_io *io);
 static void http_request_done(struct pt_http_request *r);
@@ -102,13 +109,16 @@ http_log_escape(char *out, size_t cap, const char *in)
  * a client can not forge lines.
  */
 static void
-http_logv(struct pt_conn *c, const struct pt_str *line, int level, int err,
-	  const char *fmt, va_list ap)
+http_logv(struct pt_conn *c, const struct pt_sockaddr *client,
+	  const struct pt_str *line, int level, int err, const char *fmt,
+	  va_list ap)
 {
 	char raw[1024], full[2048], out[2048], ip[64];
 
 	vsnprintf(raw, sizeof(raw), fmt, ap);
-	pt_addr_ip(&c->peer.u.sa, ip, sizeof(ip));
+	if (client == NULL)
+		client = c->client != NULL ? c->client : &c->peer;
+	pt_addr_ip(&client->u.sa, ip, sizeof(ip));
 	if (line != NULL)
 		snprintf(full, sizeof(full),
 			 "*%llu %s, client: %s, request: \"%.*s\"",
@@ -129,7 +139,7 @@ pt_conn_log(struct pt_conn *c, int level, int err, const char *fmt, ...)
 	if (!pt_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	http_logv(c, NULL, level, err, fmt, ap);
+	http_logv(c, NULL, NULL, level, err, fmt, ap);
 	va_end(ap);
 }
 
@@ -142,7 +152,7 @@ pt_http_log(struct pt_http_request *r, int level, int err, const char *fmt,
 	if (!pt_log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	http_logv(r->conn, &r->request_line, level, err, fmt, ap);
+	http_logv(r->conn, r->client, &r->request_line, level, err, fmt, ap);
 	va_end(ap);
 }
 
@@ -239,6 +249,13 @@ http_timeout(struct pt_timer *t)
 		http_close(c);
 		return;
 	}
+	if (c->proxy_wait) {
+		pt_conn_log(c, PT_LOG_INFO, 0,
+			    "closing: timed out waiting for the PROXY protocol "
+			    "header");
+		http_close(c);
+		return;
+	}
 	if (r != NULL) {
 		pt_http_log(r, PT_LOG_INFO, 0,
 			    r->pending ? "client timed out reading the response"
@@ -282,8 +299,10 @@ http_set_addr(struct pt_conn *c)
 void
 pt_http_init_conn(struct pt_conn *c)
 {
+	c->client = &c->peer;
 	http_set_addr(c);
-	c->io.on_read = http_read_head;
+	c->proxy_wait = c->addr->proxy_protocol;
+	c->io.on_read = c->proxy_wait ? http_read_proxy : http_read_head;
 	c->io.on_write = http_noop;
 	c->timer.fn = http_timeout;
 	pt_timer_add(&c->w->loop, &c->timer,
@@ -416,6 +435,7 @@ http_create_request(struct pt_conn *c)
 	}
 	r->pool = pool;
 	r->conn = c;
+	r->client = c->client;
 	r->ctx = (void **)(r + 1);
 	r->server = c->addr->default_server;
 	r->srv_conf = r->server->srv_conf;
@@ -716,6 +736,109 @@ http_read_head(struct pt_io *io)
 			return;
 		if (!io->readable)
 			return;
+	}
+}
+
+/* ---- the PROXY protocol ------------------------------------------------------ */
+
+/* Parse what the buffer holds: PT_OK (the header is consumed and the
+ * head follows), PT_AGAIN (more to come) or PT_ERROR (logged). */
+static int
+http_proxy_header(struct pt_conn *c)
+{
+	struct pt_proxy_protocol pp;
+	const char *why;
+	int n = pt_proxy_protocol_parse(c->buf + c->buf_pos,
+					c->buf_last - c->buf_pos, &pp, &why);
+
+	if (n == PT_AGAIN)
+		return PT_AGAIN;
+	if (n < 0) {
+		pt_conn_log(c, PT_LOG_INFO, 0,
+			    "closing: invalid PROXY protocol header: %s", why);
+		return PT_ERROR;
+	}
+	c->buf_pos += (uint32_t)n;
+	c->proxy_wait = 0;
+	if (pp.has_addr) {
+		c->proxy_addr = pp.src;
+		c->proxy_has_addr = 1;
+		c->client = &c->proxy_addr;
+	}
+	return PT_OK;
+}
+
+/*
+ * The first bytes of a connection on a proxy_protocol address: read
+ * until a whole PROXY header is buffered, then go on as http_read_head
+ * with whatever came after it. Bounded by client_header_timeout (set at
+ * accept) and, for a v2 header's TLVs, by the largest head buffer.
+ */
+static void
+http_read_proxy(struct pt_io *io)
+{
+	struct pt_conn *c = (struct pt_conn *)io;
+	size_t head_max = (size_t)http_default_srv(c)->large_header_buffer * 4;
+
+	for (;;) {
+		ssize_t n;
+		size_t room;
+		int rc;
+
+		if (c->buf != NULL && c->buf_last > c->buf_pos) {
+			rc = http_proxy_header(c);
+			if (rc == PT_ERROR) {
+				http_close(c);
+				return;
+			}
+			if (rc == PT_OK) {
+				io->on_read = http_read_head;
+				http_read_head(io);
+				return;
+			}
+		}
+		if (!io->readable && !io->hup)
+			return;
+		rc = http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
+		if (rc != PT_OK) {
+			pt_conn_log(c, PT_LOG_INFO, 0,
+				    rc == 431 ? "closing: PROXY protocol "
+						"header too long"
+					      : "closing: out of memory for "
+						"the PROXY protocol header");
+			http_close(c);
+			return;
+		}
+		room = c->buf_size - c->buf_last;
+		n = recv(io->fd, c->buf + c->buf_last, room, 0);
+		if (n == 0) {
+			/* a health check that only connects is not news */
+			if (c->buf != NULL && c->buf_last > c->buf_pos)
+				pt_conn_log(c, PT_LOG_INFO, 0,
+					    "closing: connection closed "
+					    "within the PROXY protocol header");
+			http_close(c);
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN) {
+				pt_conn_log(c, PT_LOG_INFO, errno,
+					    "reading the PROXY protocol header "
+					    "failed");
+				http_close(c);
+				return;
+			}
+			io->readable = 0;
+			if (c->buf_last == c->buf_pos)
+				http_buf_free(c);
+			return;
+		}
+		c->buf_last += (uint32_t)n;
+		/* as in http_read_head: a short read drained the socket */
+		if ((size_t)n < room && !io->hup)
+			io->readable = 0;
 	}
 }
 

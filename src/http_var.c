@@ -74,7 +74,7 @@ var_remote_addr(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
 	char ip[64];
 
 	(void)a;
-	pt_addr_ip(&r->conn->peer.u.sa, ip, sizeof(ip));
+	pt_addr_ip(&r->client->u.sa, ip, sizeof(ip));
 	return var_text(r, v, "%s", ip);
 }
 
@@ -82,7 +82,35 @@ static int
 var_remote_port(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
 {
 	(void)a;
-	return var_text(r, v, "%u", pt_addr_port(&r->conn->peer.u.sa));
+	return var_text(r, v, "%u", pt_addr_port(&r->client->u.sa));
+}
+
+/* The source a PROXY protocol header gave; empty without one. */
+static int
+var_proxy_addr(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
+{
+	char ip[64];
+
+	(void)a;
+	if (!r->conn->proxy_has_addr) {
+		v->data = "";
+		v->len = 0;
+		return PT_OK;
+	}
+	pt_addr_ip(&r->conn->proxy_addr.u.sa, ip, sizeof(ip));
+	return var_text(r, v, "%s", ip);
+}
+
+static int
+var_proxy_port(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
+{
+	(void)a;
+	if (!r->conn->proxy_has_addr) {
+		v->data = "";
+		v->len = 0;
+		return PT_OK;
+	}
+	return var_text(r, v, "%u", pt_addr_port(&r->conn->proxy_addr.u.sa));
 }
 
 static int
@@ -482,6 +510,8 @@ const struct pt_http_var pt_http_core_vars[] = {
 	{ "remote_addr", 0, var_remote_addr },
 	{ "remote_port", 0, var_remote_port },
 	{ "remote_user", 0, var_remote_user },
+	{ "proxy_protocol_addr", 0, var_proxy_addr },
+	{ "proxy_protocol_port", 0, var_proxy_port },
 	{ "server_addr", 0, var_server_addr },
 	{ "server_port", 0, var_server_port },
 	{ "server_name", 0, var_server_name },

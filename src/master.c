@@ -23,6 +23,7 @@
 #include "proc.h"
 #include "stats.h"
 #include "ptime.h"
+#include "helper.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -62,6 +63,7 @@ struct master {
 	struct master_slot *slots;
 	unsigned nslots;
 	pid_t new_binary;
+	int64_t helper_respawn_at; /* 0: nothing pending */
 	int64_t kill_at;      /* fast shutdown: SIGKILL stragglers then */
 	unsigned quitting : 1;
 	unsigned terminating : 1;
@@ -107,10 +109,14 @@ master_slots(struct master *m, unsigned n)
 	return PT_OK;
 }
 
+#define MASTER_HELPER (-1) /* the slot of the helper process */
+
 static void
 master_child_main(struct master *m, int slot, pid_t master)
 {
 	close(m->sigfd);
+	if (slot == MASTER_HELPER)
+		pt_helper_run(m->cycle, master);
 	pt_worker_run(m->cycle, slot, master);
 }
 
@@ -143,6 +149,13 @@ master_spawn(struct master *m, int slot)
 		.generation = m->cycle->generation,
 		.started = master_now(),
 	};
+	if (slot == MASTER_HELPER) {
+		m->helper_respawn_at = 0;
+		pt_log(PT_LOG_NOTICE, 0,
+		       "started the helper process (pid %d, generation %u)",
+		       (int)pid, m->cycle->generation);
+		return PT_OK;
+	}
 	m->slots[slot].generation = m->cycle->generation;
 	m->slots[slot].respawn_at = 0;
 	if (m->retire_old) {
@@ -171,6 +184,8 @@ master_start_workers(struct master *m)
 			rc = PT_ERROR;
 		}
 	}
+	if (pt_helper_wanted(m->cycle) && master_spawn(m, MASTER_HELPER) != PT_OK)
+		m->helper_respawn_at = master_now() + 1000;
 	return rc;
 }
 
@@ -192,6 +207,27 @@ master_signal_workers(struct master *m, int sig, unsigned generation,
 	}
 }
 
+/* The helper process left: started again (after a second) unless it
+ * was asked to leave or belongs to an older generation. */
+static void
+master_helper_exited(struct master *m, const struct master_child *ch,
+		     int status)
+{
+	int asked = ch->exiting || m->quitting || m->terminating ||
+		    m->no_workers || ch->generation != m->cycle->generation;
+
+	if (WIFSIGNALED(status))
+		pt_log(asked ? PT_LOG_NOTICE : PT_LOG_CRIT, 0,
+		       "helper process (pid %d) exited on signal %d",
+		       (int)ch->pid, WTERMSIG(status));
+	else
+		pt_log(WEXITSTATUS(status) ? PT_LOG_ERR : PT_LOG_NOTICE, 0,
+		       "helper process (pid %d) exited with code %d",
+		       (int)ch->pid, WEXITSTATUS(status));
+	if (!asked && pt_helper_wanted(m->cycle))
+		m->helper_respawn_at = master_now() + 1000;
+}
+
 static void
 master_child_exited(struct master *m, pid_t pid, int status)
 {
@@ -205,6 +241,10 @@ master_child_exited(struct master *m, pid_t pid, int status)
 		/* its connections are gone, its totals stay */
 		pt_stats_retire(m->cycle, pid);
 		m->children[i] = m->children[--m->nchildren];
+		if (ch.slot == MASTER_HELPER) {
+			master_helper_exited(m, &ch, status);
+			return;
+		}
 		if (WIFSIGNALED(status))
 			pt_log(ch.exiting ? PT_LOG_NOTICE : PT_LOG_CRIT,
 			       0, "worker %d (pid %d) exited on signal %d%s",
@@ -279,6 +319,13 @@ static void
 master_respawn_due(struct master *m)
 {
 	int64_t now = master_now();
+
+	if (m->helper_respawn_at != 0 && m->helper_respawn_at <= now) {
+		m->helper_respawn_at = 0;
+		if (!m->quitting && !m->terminating && !m->no_workers &&
+		    master_spawn(m, MASTER_HELPER) != PT_OK)
+			m->helper_respawn_at = now + 1000;
+	}
 
 	for (unsigned i = 0; i < m->nslots; i++) {
 		struct master_slot *s = &m->slots[i];
@@ -527,6 +574,9 @@ master_wait_ms(struct master *m)
 		if (t != 0 && (wait < 0 || t - now < wait))
 			wait = PT_MAX(t - now, 0);
 	}
+	if (m->helper_respawn_at != 0 &&
+	    (wait < 0 || m->helper_respawn_at - now < wait))
+		wait = PT_MAX(m->helper_respawn_at - now, 0);
 	if (m->terminating) {
 		int64_t t = PT_MAX(m->kill_at - now, 0);
 		if (wait < 0 || t < wait)

@@ -26,6 +26,7 @@ struct pt_cycle;
 struct pt_http_request;
 struct pt_chain;
 struct pt_http_var;
+struct pt_loop;
 
 /* Scopes where a setting may appear (a mask). */
 enum {
@@ -143,6 +144,10 @@ struct pt_module {
 	void (*exit_worker)(struct pt_cycle *cycle);
 	/* USR1 and periodic: reopen or flush what the module writes */
 	void (*reopen)(struct pt_cycle *cycle);
+	/* the helper process (helper.h): whether this module needs it for
+	 * the cycle, and its start there, on the helper's event loop */
+	int (*helper_wanted)(const struct pt_cycle *cycle);
+	int (*init_helper)(struct pt_cycle *cycle, struct pt_loop *loop);
 };
 
 /* The compiled-in modules (core first), NULL-terminated; generated. */

@@ -10,7 +10,12 @@
  *   - the other way round, when every module of the source tree is
  *     compiled in: every documented setting and variable exists;
  *   - the tables themselves: names unique across modules, as conf.c's
- *     lookup (first match wins) assumes.
+ *     lookup (first match wins) assumes;
+ *   - the members of the proxy's blocks (an upstream, its servers, its
+ *     health check: pt_upstream_block, pt_peer_block, pt_health_block) have
+ *     an ".It Cm NAME" entry in the UPSTREAMS section, once, with the value
+ *     hint of their type, and every such entry is a member. Block members
+ *     are written "Cm", not "Ic", so that they never pass for settings.
  * A failure lists every offending name at once.
  *
  * The page is read from the source tree (PT_SRCDIR), so a VPATH build
@@ -25,14 +30,27 @@
 #include "unit.h"
 #include <dirent.h>
 
+/*
+ * The block tables exist only when the proxy is compiled in: Makefile.am
+ * defines PT_TEST_MOD_PROXY then, and test_blocks_documented checks that
+ * this agrees with the list of compiled-in modules.
+ */
+#ifdef PT_TEST_MOD_PROXY
+#include "../../modules/proxy.h"
+#endif
+
 #define T_MAN       PT_SRCDIR "/man/portier.conf.5"
 #define T_MAX_ITEMS 512
 
-/* One name of an ".It" line: "Ic NAME" or "Va NAME". */
+#define T_BLOCKS_SECTION "UPSTREAMS"
+
+/* One name of an ".It" line: "Ic NAME" or "Va NAME" anywhere on it, or
+ * "Cm NAME" right after the ".It". */
 struct t_item {
-	char kind[3]; /* "Ic" or "Va" */
+	char kind[3]; /* "Ic", "Va" or "Cm" */
 	char name[64];
-	const char *line; /* the whole .It line, for the value hint */
+	const char *line;    /* the whole .It line, for the value hint */
+	const char *section; /* the ".Sh" it is under ("" before any) */
 	unsigned lineno;
 	unsigned used;
 };
@@ -48,6 +66,7 @@ t_read_man(void)
 	FILE *f = fopen(T_MAN, "r");
 	long size;
 	unsigned lineno = 0;
+	const char *section = "";
 
 	ck_assert_msg(f != NULL, "cannot open %s", T_MAN);
 	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
@@ -63,21 +82,26 @@ t_read_man(void)
 	t_nitems = 0;
 	for (char *line = t_text, *next; line != NULL; line = next) {
 		char *save = NULL, *tok, *prev = NULL, copy[512];
+		unsigned pos = 0;
 
 		next = strchr(line, '\n');
 		if (next != NULL)
 			*next++ = '\0';
 		lineno++;
+		if (strncmp(line, ".Sh ", 4) == 0)
+			section = line + 4;
 		if (strncmp(line, ".It ", 4) != 0)
 			continue;
 		snprintf(copy, sizeof(copy), "%s", line);
 		for (tok = strtok_r(copy, " \t", &save); tok != NULL;
-		     prev = tok, tok = strtok_r(NULL, " \t", &save)) {
+		     prev = tok, tok = strtok_r(NULL, " \t", &save), pos++) {
 			struct t_item *it;
 			size_t n;
 
-			if (prev == NULL || (strcmp(prev, "Ic") != 0 &&
-					     strcmp(prev, "Va") != 0))
+			if (prev == NULL ||
+			    (strcmp(prev, "Ic") != 0 &&
+			     strcmp(prev, "Va") != 0 &&
+			     (pos != 2 || strcmp(prev, "Cm") != 0)))
 				continue;
 			ck_assert_uint_lt(t_nitems, T_MAX_ITEMS);
 			it = &t_items[t_nitems++];
@@ -86,6 +110,7 @@ t_read_man(void)
 			snprintf(it->name, sizeof(it->name), "%.*s", (int)n,
 				 tok);
 			it->line = line;
+			it->section = section;
 			it->lineno = lineno;
 			it->used = 0;
 		}
@@ -145,6 +170,20 @@ t_hint(unsigned type)
 	}
 }
 
+/* Is the module compiled in? */
+static int
+t_have_module(const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = pt_module_names; (p = strstr(p, name)) != NULL;
+	     p += n)
+		if (p > pt_module_names && p[-1] == ' ' &&
+		    (p[n] == ' ' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
 /* Are all modules of the source tree compiled in? */
 static int
 t_all_modules(void)
@@ -156,23 +195,15 @@ t_all_modules(void)
 	ck_assert_msg(d != NULL, "cannot open %s", PT_SRCDIR "/modules");
 	while ((e = readdir(d)) != NULL) {
 		size_t n = strlen(e->d_name);
-		char word[128];
+		char name[128];
 
 		if (n < 7 || strncmp(e->d_name, "mod_", 4) != 0 ||
 		    strcmp(e->d_name + n - 2, ".c") != 0)
 			continue;
-		snprintf(word, sizeof(word), " %.*s", (int)(n - 6),
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 6),
 			 e->d_name + 4);
-		n = strlen(word);
-		for (const char *p = pt_module_names;; p += n) {
-			p = strstr(p, word);
-			if (p == NULL) {
-				all = 0;
-				break;
-			}
-			if (p[n] == ' ' || p[n] == '\0')
-				break;
-		}
+		if (!t_have_module(name))
+			all = 0;
 	}
 	closedir(d);
 	return all;
@@ -263,6 +294,8 @@ START_TEST(test_documented_exist)
 		const struct t_item *it = &t_items[i];
 		int found = 0;
 
+		if (strcmp(it->kind, "Cm") == 0)
+			continue; /* block members: test_blocks_documented */
 		for (unsigned m = 0; pt_modules[m] != NULL && !found; m++) {
 			if (strcmp(it->kind, "Ic") == 0) {
 				const struct pt_setting *s =
@@ -330,6 +363,113 @@ START_TEST(test_tables_unique)
 }
 END_TEST
 
+#ifdef PT_TEST_MOD_PROXY
+static const struct pt_setting *const t_blocks[] = {
+	pt_upstream_block,
+	pt_peer_block,
+	pt_health_block,
+};
+
+/* In how many block tables is name a member? */
+static unsigned
+t_block_members(const char *name)
+{
+	unsigned n = 0;
+
+	for (size_t b = 0; b < sizeof(t_blocks) / sizeof(t_blocks[0]); b++)
+		for (const struct pt_setting *s = t_blocks[b]; s->name; s++)
+			n += strcmp(s->name, name) == 0;
+	return n;
+}
+
+/* The ".It Cm NAME" entries of the UPSTREAMS section named name. */
+static unsigned
+t_count_block(const char *name, const struct t_item **first)
+{
+	unsigned n = 0;
+
+	*first = NULL;
+	for (unsigned i = 0; i < t_nitems; i++) {
+		const struct t_item *it = &t_items[i];
+		if (strcmp(it->kind, "Cm") != 0 ||
+		    strcmp(it->section, T_BLOCKS_SECTION) != 0 ||
+		    strcmp(it->name, name) != 0)
+			continue;
+		if (n++ == 0)
+			*first = it;
+	}
+	return n;
+}
+#endif
+
+/* The members of the upstreams blocks, both ways. */
+START_TEST(test_blocks_documented)
+{
+#ifdef PT_TEST_MOD_PROXY
+	char missing[2048] = "", dup[1024] = "", hint[1024] = "",
+	     stale[1024] = "";
+	unsigned nmembers = 0, nentries = 0;
+
+	ck_assert_msg(t_have_module("proxy"),
+		      "PT_TEST_MOD_PROXY is defined but the proxy module is "
+		      "not in \"%s\"",
+		      pt_module_names);
+	t_read_man();
+	for (size_t b = 0; b < sizeof(t_blocks) / sizeof(t_blocks[0]); b++) {
+		for (const struct pt_setting *s = t_blocks[b]; s->name; s++) {
+			const struct t_item *it;
+			unsigned n = t_count_block(s->name, &it);
+			const char *h = t_hint(s->type);
+
+			nmembers++;
+			if (n == 0)
+				t_note(missing, sizeof(missing), "", s->name);
+			else if (n > t_block_members(s->name))
+				t_note(dup, sizeof(dup), "", s->name);
+			if (it != NULL && h != NULL &&
+			    strstr(it->line, h) == NULL)
+				t_note(hint, sizeof(hint), "", s->name);
+		}
+	}
+	for (unsigned i = 0; i < t_nitems; i++) {
+		const struct t_item *it = &t_items[i];
+		char where[96];
+
+		if (strcmp(it->kind, "Cm") != 0 ||
+		    strcmp(it->section, T_BLOCKS_SECTION) != 0)
+			continue;
+		nentries++;
+		if (t_block_members(it->name) > 0)
+			continue;
+		snprintf(where, sizeof(where), "%s (line %u)", it->name,
+			 it->lineno);
+		t_note(stale, sizeof(stale), "", where);
+	}
+	ck_assert_uint_ge(nmembers, 20);
+	ck_assert_uint_ge(nentries, nmembers);
+	ck_assert_msg(missing[0] == '\0',
+		      "block members without \".It Cm NAME\" in the %s "
+		      "section of %s:%s",
+		      T_BLOCKS_SECTION, T_MAN, missing);
+	ck_assert_msg(dup[0] == '\0', "block members documented twice:%s", dup);
+	ck_assert_msg(hint[0] == '\0',
+		      "block members whose entry does not show their type "
+		      "(\"Ar duration\", \"Ar number\", ...):%s",
+		      hint);
+	ck_assert_msg(stale[0] == '\0',
+		      "%s documents in %s what no block has:%s", T_MAN,
+		      T_BLOCKS_SECTION, stale);
+	t_free_man();
+#else
+	ck_assert_msg(!t_have_module("proxy"),
+		      "the proxy module is compiled in but PT_TEST_MOD_PROXY "
+		      "is not defined (Makefile.am)");
+	fprintf(stderr, "test_manpage: the proxy module is not compiled in: "
+			"not checking its blocks\n");
+#endif
+}
+END_TEST
+
 /* The reader itself: it sees names on shared lines and prefixes. */
 START_TEST(test_reader)
 {
@@ -339,6 +479,11 @@ START_TEST(test_reader)
 	ck_assert_ptr_nonnull(t_find("Va", "$arg_"));
 	ck_assert_ptr_null(t_find("Ic", "default_server")); /* a Cm flag */
 	ck_assert_ptr_null(t_find("Ic", "worker_process"));
+	/* "Cm" right after ".It" only, with its section */
+	ck_assert_ptr_nonnull(t_find("Cm", "default_server"));
+	ck_assert_str_eq(t_find("Cm", "default_server")->section, "SERVERS");
+	ck_assert_ptr_nonnull(t_find("Cm", "http_502"));
+	ck_assert_ptr_null(t_find("Cm", "http_503")); /* 2nd on its line */
 	t_free_man();
 }
 END_TEST
@@ -354,6 +499,7 @@ t_suite(void)
 	tcase_add_test(tc, test_variables_documented);
 	tcase_add_test(tc, test_documented_exist);
 	tcase_add_test(tc, test_tables_unique);
+	tcase_add_test(tc, test_blocks_documented);
 	suite_add_tcase(s, tc);
 	return s;
 }
