@@ -14,7 +14,8 @@
  * "non_idempotent" is listed. A request that fails on a reused keep-alive
  * connection before any response byte is retried once on a new
  * connection to the same peer, without counting it: the backend may have
- * closed the idle connection just as we reused it.
+ * closed the idle connection just as we reused it (a non-idempotent
+ * request only under the same rule as above).
  *
  * Statuses: 502 (refused, reset, invalid response), 503 (no live peer,
  * or every live one at max_conns), 504 (timeout).
@@ -154,10 +155,15 @@ proxy_error(struct proxy_ctx *x, int kind, int status, int err,
 			: status == 503	      ? PROXY_NEXT_503
 					      : PROXY_NEXT_504;
 
+	/* The backend may have closed an idle connection as we reused it.
+	 * Sending again is safe only if nothing was sent or the method is
+	 * idempotent (or non_idempotent allows it): the backend may also
+	 * have acted on the request and then failed (RFC 9112, 9.3.1). */
 	if (kind == PROXY_ERR && x->uc != NULL && x->uc->reused &&
 	    !x->got_bytes && !x->reuse_retry &&
-	    (x->body_replay || !x->sent_any)) {
-		/* the backend closed an idle connection as we reused it */
+	    (x->body_replay || !x->sent_any) &&
+	    (!x->sent_any || proxy_idempotent(r) ||
+	     (x->lc->next_mask & PROXY_NEXT_NON_IDEMPOTENT))) {
 		pt_http_log(r, PT_LOG_INFO, err,
 			    "%s on a kept-alive connection to %s; retrying on "
 			    "a new connection",
