@@ -154,13 +154,14 @@ proxy_error(struct proxy_ctx *x, int kind, int status, int err,
 			: status == 502	      ? PROXY_NEXT_502
 			: status == 503	      ? PROXY_NEXT_503
 					      : PROXY_NEXT_504;
+	/* the backend may have closed an idle connection as we reused it */
+	int stale = kind == PROXY_ERR && x->uc != NULL && x->uc->reused &&
+		    !x->got_bytes;
 
-	/* The backend may have closed an idle connection as we reused it.
-	 * Sending again is safe only if nothing was sent or the method is
+	/* Sending again is safe only if nothing was sent or the method is
 	 * idempotent (or non_idempotent allows it): the backend may also
 	 * have acted on the request and then failed (RFC 9112, 9.3.1). */
-	if (kind == PROXY_ERR && x->uc != NULL && x->uc->reused &&
-	    !x->got_bytes && !x->reuse_retry &&
+	if (stale && !x->reuse_retry &&
 	    (x->body_replay || !x->sent_any) &&
 	    (!x->sent_any || proxy_idempotent(r) ||
 	     (x->lc->next_mask & PROXY_NEXT_NON_IDEMPOTENT))) {
@@ -182,7 +183,9 @@ proxy_error(struct proxy_ctx *x, int kind, int status, int err,
 	if (kind != PROXY_HTTP)
 		pt_http_log(r, PT_LOG_ERR, err, "upstream \"%s\" peer %s: %s",
 			    x->u->name, p->address, why);
-	if (pt_peer_failed(p, pt_now.mono_ms))
+	/* a connection closed while it was idle says nothing about the
+	 * peer's health: not a failure (as nginx does for its cache) */
+	if (!stale && pt_peer_failed(p, pt_now.mono_ms))
 		pt_log(PT_LOG_WARN, 0,
 		       "upstream \"%s\": peer %s is down for %lld ms after %u "
 		       "failure(s)",
