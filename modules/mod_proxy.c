@@ -613,6 +613,20 @@ proxy_buffer_body(struct proxy_ctx *x)
 
 /* ---- the response head -------------------------------------------------------- */
 
+/* Whether another peer may take the request: one not yet tried and
+ * live. Without one, a 502/503/504 listed in proxy_next_upstream is
+ * passed on as the backend wrote it (its page, its Retry-After) rather
+ * than replaced by a page of ours. */
+static int
+proxy_have_next(const struct proxy_ctx *x)
+{
+	for (unsigned i = 0; i < x->u->npeers; i++)
+		if (!((x->lb.tried[i / 64] >> (i % 64)) & 1) &&
+		    pt_peer_live(&x->u->peers[i], pt_now.mono_ms))
+			return 1;
+	return 0;
+}
+
 /* The head is complete and valid: next peer, or pass it on. */
 static void
 proxy_got_head(struct proxy_ctx *x)
@@ -631,7 +645,7 @@ proxy_got_head(struct proxy_ctx *x)
 		unsigned cond = st == 502 ? PROXY_NEXT_502
 				: st == 503 ? PROXY_NEXT_503
 					    : PROXY_NEXT_504;
-		if (proxy_can_retry(x, cond)) {
+		if (proxy_can_retry(x, cond) && proxy_have_next(x)) {
 			proxy_error(x, PROXY_HTTP, st, 0, "");
 			return;
 		}
