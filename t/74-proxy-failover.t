@@ -226,7 +226,12 @@ $t->config($conf)->run;
 		my @addr = split /, /, $l->{uaddr};
 		is(scalar(keys %{{ map { $_ => 1 } @addr }}), 3,
 			"http_$st: three distinct peers in \$upstream_addr");
+		like(backend_of($r), qr/^nx\d$/, "http_$st: no peer left: the "
+			. 'last answer is passed on as the backend wrote it');
 	}
+	($r, $l) = req('GET', '/n503/status/503?h=Retry-After:%2030');
+	is($r->{headers}{'retry-after'}, '30', 'http_503: the last 503 keeps '
+		. 'its Retry-After');
 	($r, $l) = req('GET', '/n503/status/502');
 	is($l->{ust}, '502', 'http_503 only: a 502 is not retried');
 	($r, $l) = req('GET', '/n503/status/404');
