@@ -161,8 +161,7 @@ proxy_error(struct proxy_ctx *x, int kind, int status, int err,
 	/* Sending again is safe only if nothing was sent or the method is
 	 * idempotent (or non_idempotent allows it): the backend may also
 	 * have acted on the request and then failed (RFC 9112, 9.3.1). */
-	if (stale && !x->reuse_retry &&
-	    (x->body_replay || !x->sent_any) &&
+	if (stale && !x->reuse_retry && (x->body_replay || !x->sent_any) &&
 	    (!x->sent_any || proxy_idempotent(r) ||
 	     (x->lc->next_mask & PROXY_NEXT_NON_IDEMPOTENT))) {
 		pt_http_log(r, PT_LOG_INFO, err,
