@@ -14,7 +14,8 @@
  * "non_idempotent" is listed. A request that fails on a reused keep-alive
  * connection before any response byte is retried once on a new
  * connection to the same peer, without counting it: the backend may have
- * closed the idle connection just as we reused it.
+ * closed the idle connection just as we reused it (a non-idempotent
+ * request only under the same rule as above).
  *
  * Statuses: 502 (refused, reset, invalid response), 503 (no live peer,
  * or every live one at max_conns), 504 (timeout).
@@ -153,11 +154,16 @@ proxy_error(struct proxy_ctx *x, int kind, int status, int err,
 			: status == 502	      ? PROXY_NEXT_502
 			: status == 503	      ? PROXY_NEXT_503
 					      : PROXY_NEXT_504;
+	/* the backend may have closed an idle connection as we reused it */
+	int stale = kind == PROXY_ERR && x->uc != NULL && x->uc->reused &&
+		    !x->got_bytes;
 
-	if (kind == PROXY_ERR && x->uc != NULL && x->uc->reused &&
-	    !x->got_bytes && !x->reuse_retry &&
-	    (x->body_replay || !x->sent_any)) {
-		/* the backend closed an idle connection as we reused it */
+	/* Sending again is safe only if nothing was sent or the method is
+	 * idempotent (or non_idempotent allows it): the backend may also
+	 * have acted on the request and then failed (RFC 9112, 9.3.1). */
+	if (stale && !x->reuse_retry && (x->body_replay || !x->sent_any) &&
+	    (!x->sent_any || proxy_idempotent(r) ||
+	     (x->lc->next_mask & PROXY_NEXT_NON_IDEMPOTENT))) {
 		pt_http_log(r, PT_LOG_INFO, err,
 			    "%s on a kept-alive connection to %s; retrying on "
 			    "a new connection",
@@ -176,7 +182,9 @@ proxy_error(struct proxy_ctx *x, int kind, int status, int err,
 	if (kind != PROXY_HTTP)
 		pt_http_log(r, PT_LOG_ERR, err, "upstream \"%s\" peer %s: %s",
 			    x->u->name, p->address, why);
-	if (pt_peer_failed(p, pt_now.mono_ms))
+	/* a connection closed while it was idle says nothing about the
+	 * peer's health: not a failure (as nginx does for its cache) */
+	if (!stale && pt_peer_failed(p, pt_now.mono_ms))
 		pt_log(PT_LOG_WARN, 0,
 		       "upstream \"%s\": peer %s is down for %lld ms after %u "
 		       "failure(s)",
@@ -604,6 +612,20 @@ proxy_buffer_body(struct proxy_ctx *x)
 
 /* ---- the response head -------------------------------------------------------- */
 
+/* Whether another peer may take the request: one not yet tried and
+ * live. Without one, a 502/503/504 listed in proxy_next_upstream is
+ * passed on as the backend wrote it (its page, its Retry-After) rather
+ * than replaced by a page of ours. */
+static int
+proxy_have_next(const struct proxy_ctx *x)
+{
+	for (unsigned i = 0; i < x->u->npeers; i++)
+		if (!((x->lb.tried[i / 64] >> (i % 64)) & 1) &&
+		    pt_peer_live(&x->u->peers[i], pt_now.mono_ms))
+			return 1;
+	return 0;
+}
+
 /* The head is complete and valid: next peer, or pass it on. */
 static void
 proxy_got_head(struct proxy_ctx *x)
@@ -622,7 +644,7 @@ proxy_got_head(struct proxy_ctx *x)
 		unsigned cond = st == 502 ? PROXY_NEXT_502
 				: st == 503 ? PROXY_NEXT_503
 					    : PROXY_NEXT_504;
-		if (proxy_can_retry(x, cond)) {
+		if (proxy_can_retry(x, cond) && proxy_have_next(x)) {
 			proxy_error(x, PROXY_HTTP, st, 0, "");
 			return;
 		}
