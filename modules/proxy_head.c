@@ -346,7 +346,7 @@ pt_proxy_build_request(struct pt_http_request *r, struct pt_str *out,
 		if (vals == NULL)
 			return PT_ERROR;
 	}
-	len = r->h.method.len + r->h.path.len + r->h.query.len + 64 +
+	len = r->h.method.len + r->h.path.len + r->h.query.len + 160 +
 	      host.len + head_forwarding(r, lc, NULL, host);
 	for (unsigned i = 0; i < lc->nset; i++) {
 		if (pt_tpl_eval(r, &lc->set[i].value, &vals[i]) != PT_OK)
@@ -395,6 +395,9 @@ pt_proxy_build_request(struct pt_http_request *r, struct pt_str *out,
 	if (r->h.conn_upgrade && up != NULL) {
 		HEAD_LIT(&w, "Connection: upgrade\r\n");
 		head_field(&w, "Upgrade", 7, up->value);
+	} else if (lc->upstream->keepalive == 0) {
+		/* we will close it: say so (RFC 9112 section 9.3) */
+		HEAD_LIT(&w, "Connection: close\r\n");
 	}
 	HEAD_LIT(&w, "\r\n");
 	out->data = buf;

@@ -371,14 +371,9 @@ EOF
 	$c = spread('/kz/', 20);
 	is($c->{kz1}, 20, 'keepalive = 0: 20 requests answered');
 	is($k0->connections, 20, 'keepalive = 0: a connection each');
-	TODO: {
-		local $TODO = 'the request head (proxy_head.c) has no '
-			. '"Connection: close" when the upstream keeps no '
-			. 'connection (RFC 9112, 9.3: a MUST)';
-		ok(!grep({ ($_->{header}{connection} // '') !~ /close/i }
-			$k0->requests),
-			'keepalive = 0: each request says "Connection: close"');
-	}
+	ok(!grep({ ($_->{header}{connection} // '') !~ /close/i }
+		$k0->requests),
+		'keepalive = 0: each request says "Connection: close"');
 	$c = spread('/kr/', 20);
 	is($c->{kr1}, 20, 'keepalive_requests = 5: 20 requests answered');
 	is($kr->connections, 4, 'keepalive_requests = 5: four connections');
