@@ -36,7 +36,7 @@
  * this agrees with the list of compiled-in modules.
  */
 #ifdef PT_TEST_MOD_PROXY
-#include "../../modules/proxy.h"
+#include "../../modules/proxy/proxy.h"
 #endif
 
 #define T_MAN       PT_SRCDIR "/man/portier.conf.5"

@@ -1,15 +1,14 @@
 /*
- * proxy.h: what the files of the proxy module share (private to
- * modules/mod_proxy.c, upstream.c, upconn.c, proxy_head.c, proxy_io.c,
- * health.c).
+ * proxy.h: what the files of the proxy module share (modules/proxy/: a
+ * module large enough for a folder of its own, DESIGN.md section 4).
  *
  * The module keeps the upstreams (upstream.c: the "upstreams" block, the
  * implicit upstream of proxy_pass "http://host:port", the shared zone of
  * peer states), the connections to backends (upconn.c: connect, the
  * per-worker keep-alive pools), the request and response heads
  * (proxy_head.c), the streaming of bodies and the Upgrade tunnel
- * (proxy_io.c) and the active health checks run by the helper process
- * (health.c).
+ * (proxy_io.c, and proxy_splice.c for large bodies) and the active
+ * health checks run by the helper process (health.c).
  */
 #ifndef PT_PROXY_H
 #define PT_PROXY_H
