@@ -216,8 +216,12 @@ sub run_case {
 	}
 	for my $h (@{ $c->{keys}{header} // [] }) {
 		my ($hn, $hv) = split /: ?/, $h, 2;
-		is($q[0]{header}{lc $hn}, $hv eq '-' ? undef : $hv,
-			"$name: the backend's $hn");
+		my $got = $q[0]{header}{lc $hn};
+		# the proxy's own "Connection: close" to an upstream that keeps
+		# no connection (nk) is not the client's field passed on
+		undef $got if $pre eq 'nk' && lc $hn eq 'connection'
+			&& defined $got && $got eq 'close';
+		is($got, $hv eq '-' ? undef : $hv, "$name: the backend's $hn");
 	}
 }
 
