@@ -350,7 +350,7 @@ proxy_next(struct proxy_ctx *x)
 {
 	struct pt_http_request *r = x->r;
 	struct proxy_try *t;
-	int rc, again = x->peer <= -2;
+	int rc, again = x->peer <= -2, fresh = again;
 
 	for (;;) {
 		if (again) {
@@ -380,7 +380,11 @@ proxy_next(struct proxy_ctx *x)
 		t = proxy_cur_try(x);
 		*t = (struct proxy_try){ (unsigned)x->peer, 0, -1, -1, -1 };
 		x->try_start = pt_now.mono_ms;
-		rc = pt_upconn_get(x->mc, x->u, (unsigned)x->peer, &x->uc);
+		/* the retry after a stale pooled connection takes a new one:
+		 * the others in the pool may be just as stale */
+		rc = pt_upconn_get(x->mc, x->u, (unsigned)x->peer, fresh,
+				   &x->uc);
+		fresh = 0;
 		if (rc == PT_ERROR) {
 			struct pt_upstream_peer *p = &x->u->peers[x->peer];
 			int err = errno;

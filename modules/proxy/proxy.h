@@ -131,12 +131,13 @@ struct pt_upconn {
 
 /*
  * A connection to peer i of u: an idle one from the worker's pool (that
- * the backend has not closed), or a new non-blocking connect. PT_OK
+ * the backend has not closed) unless fresh is set, or a new non-blocking
+ * connect. PT_OK
  * (connected, or reused), PT_AGAIN (wait for writable, then call
  * pt_upconn_connected()) or PT_ERROR (errno set; logged by the caller).
  */
 int pt_upconn_get(struct proxy_main_conf *mc, struct pt_upstream *u,
-		  unsigned i, struct pt_upconn **out);
+		  unsigned i, int fresh, struct pt_upconn **out);
 /* After writable on a connecting socket: PT_OK or PT_ERROR (errno). */
 int pt_upconn_connected(struct pt_upconn *uc);
 /* Close uc now (it is freed after the current batch of events, which

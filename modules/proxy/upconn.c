@@ -123,11 +123,11 @@ upconn_from_pool(struct pt_upstream_rt *rt, unsigned peer)
 
 int
 pt_upconn_get(struct proxy_main_conf *mc, struct pt_upstream *u, unsigned i,
-	      struct pt_upconn **out)
+	      int fresh, struct pt_upconn **out)
 {
 	struct pt_upstream_rt *rt = &mc->rt[u->index];
 	const struct pt_sockaddr *a = &u->peers[i].addr;
-	struct pt_upconn *uc = upconn_from_pool(rt, i);
+	struct pt_upconn *uc = fresh ? NULL : upconn_from_pool(rt, i);
 	int fd, one = 1;
 
 	if (uc != NULL) {
