@@ -119,12 +119,9 @@ my @nx = backends('nx', 3);
 my ($mx_bad) = backends('mxbad', 1, path => '/status/503');
 my ($mx_ok) = backends('mxok', 1);
 my @rs = backends('rs', 3);
-# A port that refuses: a socket bound to it but not listening. (A
-# stopped server's port could be taken by another test running at the
-# same time, and would then answer.)
-my $dead = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-	Proto => 'tcp') or die "bind: $!";
-my $dead_port = $dead->sockport;
+my $dead = PortierBackend->new(name => 'dead', dir => $t->dir);
+my $dead_port = $dead->port;
+$dead->stop;
 my ($po) = backends('po', 1);
 my ($of) = backends('of', 1);
 my ($rt) = backends('rt', 1);
