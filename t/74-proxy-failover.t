@@ -119,6 +119,9 @@ my @nx = backends('nx', 3);
 my ($mx_bad) = backends('mxbad', 1, path => '/status/503');
 my ($mx_ok) = backends('mxok', 1);
 my @rs = backends('rs', 3);
+# A refusing address: 127.0.0.2, where no test listens but the wildcard
+# ones of t/40 (a stopped server's port on 127.0.0.1 could be taken by a
+# test running alongside, and would then answer or hang).
 my $dead = PortierBackend->new(name => 'dead', dir => $t->dir);
 my $dead_port = $dead->port;
 $dead->stop;
@@ -148,8 +151,8 @@ upstreams = {
   nx = { servers = ( @{[ servers(map { ($_, 'max_fails = 0;') } @nx) ]} ); };
   mx = { servers = ( @{[ servers($mx_bad, 'max_fails = 0;', $mx_ok, 'max_fails = 0;') ]} ); };
   rs = { servers = ( @{[ servers(map { ($_, 'max_fails = 0;') } @rs) ]} ); };
-  po = { servers = ( @{[ servers("127.0.0.1:$dead_port", 'max_fails = 0;', $po, '') ]} ); };
-  of = { servers = ( @{[ servers("127.0.0.1:$dead_port", '', $of, '') ]} ); };
+  po = { servers = ( @{[ servers("127.0.0.2:$dead_port", 'max_fails = 0;', $po, '') ]} ); };
+  of = { servers = ( @{[ servers("127.0.0.2:$dead_port", '', $of, '') ]} ); };
   rt = { servers = ( @{[ servers($rt, '') ]} ); };
   rtt = { servers = ( @{[ servers(map { ($_, 'max_fails = 0;') } @rt2) ]} ); };
   ct = { servers = ( @{[ servers("127.0.0.1:$hole_port", 'max_fails = 0;', $ct, '') ]} ); };
