@@ -1018,126 +1018,7 @@ http_request_write(struct pt_io *io)
 		http_response_written(r);
 }
 
-/* ---- request bodies nobody wants ------------------------------------------------ */
-
-/* Consume body bytes from the header buffer. PT_OK, or a status. */
-static int
-http_discard_buffered(struct pt_http_request *r)
-{
-	struct pt_conn *c = r->conn;
-	const char *p, *end;
-	int64_t max = pt_http_core_loc(r)->client_max_body_size;
-
-	if (c->buf == NULL)
-		return PT_OK;
-	p = c->buf + c->buf_pos;
-	end = c->buf + c->buf_last;
-	if (!r->body.is_chunked) {
-		int64_t n = PT_MIN(r->body.rest, (int64_t)(end - p));
-		r->body.rest -= n;
-		r->body.received += n;
-		c->buf_pos += (uint32_t)n;
-		r->body.done = r->body.rest == 0;
-		return PT_OK;
-	}
-	while (!r->body.done && p < end) {
-		struct pt_str data;
-		int rc = pt_http_chunked_parse(&r->body.chunked, &p, end,
-					       &data);
-		if (rc == PT_OK) {
-			r->body.received += (int64_t)data.len;
-			if (max > 0 && r->body.received > max) {
-				pt_http_log(r, PT_LOG_ERR, 0,
-					    "client sent too large chunked "
-					    "body");
-				return 413;
-			}
-			continue;
-		}
-		if (rc == PT_DONE) {
-			r->body.done = 1;
-			break;
-		}
-		if (rc != PT_AGAIN)
-			return 400;
-	}
-	c->buf_pos = (uint32_t)(p - c->buf);
-	return PT_OK;
-}
-
-/* Read and drop body bytes until EAGAIN, the end, or the read budget
- * (then the read handler is posted). PT_OK or a status. */
-static int
-http_discard_read(struct pt_http_request *r)
-{
-	struct pt_conn *c = r->conn;
-	size_t got = 0;
-	int rc;
-
-	for (;;) {
-		ssize_t n;
-		size_t room;
-
-		rc = http_discard_buffered(r);
-		if (rc != PT_OK || r->body.done)
-			return rc;
-		if (!c->io.readable)
-			return PT_OK;
-		if (got >= HTTP_READ_BUDGET) {
-			http_post_read(c);
-			return PT_OK;
-		}
-		if (c->buf == NULL || c->buf_pos == c->buf_last) {
-			/* all consumed: reuse the buffer from its start, once
-			 * it no longer holds the head */
-			if (http_detach_head(r) != PT_OK ||
-			    http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
-				return 500;
-			c->buf_pos = c->buf_last = 0;
-		}
-		room = c->buf_size - c->buf_last;
-		if (room == 0 && http_buf_room(c, c->buf_size) != PT_OK)
-			return 500;
-		room = c->buf_size - c->buf_last;
-		n = recv(c->io.fd, c->buf + c->buf_last, room, 0);
-		if (n == 0) {
-			pt_http_log(r, PT_LOG_INFO, 0,
-				    "client closed before the end of the body");
-			r->keepalive = 0;
-			return 400;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				c->io.readable = 0;
-				return PT_OK;
-			}
-			r->keepalive = 0;
-			return 400;
-		}
-		c->buf_last += (uint32_t)n;
-		got += (size_t)n;
-	}
-}
-
-/* Queue "100 Continue" ahead of the response, once. PT_OK or PT_ERROR. */
-static int
-http_send_continue(struct pt_http_request *r)
-{
-	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-	struct pt_chain *cl;
-
-	r->expect_tested = 1;
-	if (r->header_sent)
-		return PT_OK;
-	cl = pt_chain_mem(r->pool, cont, sizeof(cont) - 1);
-	if (cl == NULL)
-		return PT_ERROR;
-	*r->pending_tail = cl;
-	r->pending_tail = &cl->next;
-	return pt_http_flush(r) == PT_ERROR ? PT_ERROR : PT_OK;
-}
+/* ---- request bodies ------------------------------------------------------------- */
 
 /* A slice of body bytes from the buffer: PT_OK, PT_AGAIN (all consumed),
  * PT_DONE or a status. */
@@ -1180,6 +1061,92 @@ http_body_slice(struct pt_http_request *r, struct pt_str *data)
 	return 400;
 }
 
+/*
+ * Everything buffered is consumed: read more body bytes into the
+ * connection's buffer, from its start (once it no longer holds the
+ * head). PT_OK (bytes came), PT_AGAIN (none yet) or a status.
+ */
+static int
+http_body_recv(struct pt_http_request *r)
+{
+	struct pt_conn *c = r->conn;
+
+	if (http_detach_head(r) != PT_OK ||
+	    http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
+		return 500;
+	c->buf_pos = c->buf_last = 0;
+	for (;;) {
+		ssize_t n = recv(c->io.fd, c->buf, c->buf_size, 0);
+
+		if (n > 0) {
+			c->buf_last = (uint32_t)n;
+			return PT_OK;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			c->io.readable = 0;
+			return PT_AGAIN;
+		}
+		pt_http_log(r, PT_LOG_INFO, n < 0 ? errno : 0,
+			    n == 0 ? "client closed before the end of the body"
+				   : "reading the request body failed");
+		r->keepalive = 0;
+		return 400;
+	}
+}
+
+/* Drop body bytes until EAGAIN, the end, or the read budget (then the
+ * read handler is posted). PT_OK or a status. */
+static int
+http_discard_read(struct pt_http_request *r)
+{
+	struct pt_conn *c = r->conn;
+	size_t got = 0;
+
+	for (;;) {
+		struct pt_str d;
+		int rc;
+
+		while (!r->body.done && c->buf != NULL &&
+		       c->buf_pos < c->buf_last) {
+			rc = http_body_slice(r, &d);
+			if (rc != PT_OK && rc != PT_AGAIN && rc != PT_DONE)
+				return rc;
+		}
+		if (r->body.done || !c->io.readable)
+			return PT_OK;
+		if (got >= HTTP_READ_BUDGET) {
+			http_post_read(c);
+			return PT_OK;
+		}
+		rc = http_body_recv(r);
+		if (rc == PT_AGAIN)
+			return PT_OK;
+		if (rc != PT_OK)
+			return rc;
+		got += c->buf_last;
+	}
+}
+
+/* Queue "100 Continue" ahead of the response, once. PT_OK or PT_ERROR. */
+static int
+http_send_continue(struct pt_http_request *r)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct pt_chain *cl;
+
+	r->expect_tested = 1;
+	if (r->header_sent)
+		return PT_OK;
+	cl = pt_chain_mem(r->pool, cont, sizeof(cont) - 1);
+	if (cl == NULL)
+		return PT_ERROR;
+	*r->pending_tail = cl;
+	r->pending_tail = &cl->next;
+	return pt_http_flush(r) == PT_ERROR ? PT_ERROR : PT_OK;
+}
+
 int
 pt_http_body_next(struct pt_http_request *r, struct pt_str *data)
 {
@@ -1191,41 +1158,18 @@ pt_http_body_next(struct pt_http_request *r, struct pt_str *data)
 	    http_send_continue(r) != PT_OK)
 		return 500;
 	for (;;) {
-		ssize_t n;
+		int rc;
 
 		if (c->buf != NULL && c->buf_pos < c->buf_last) {
-			int rc = http_body_slice(r, data);
+			rc = http_body_slice(r, data);
 			if (rc != PT_AGAIN)
 				return rc;
 		}
 		if (!c->io.readable)
 			return PT_AGAIN;
-		/* all consumed: reuse the buffer from its start, once it
-		 * no longer holds the head */
-		if (http_detach_head(r) != PT_OK ||
-		    http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
-			return 500;
-		c->buf_pos = c->buf_last = 0;
-		n = recv(c->io.fd, c->buf, c->buf_size, 0);
-		if (n == 0) {
-			pt_http_log(r, PT_LOG_INFO, 0,
-				    "client closed before the end of the body");
-			r->keepalive = 0;
-			return 400;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				c->io.readable = 0;
-				return PT_AGAIN;
-			}
-			pt_http_log(r, PT_LOG_INFO, errno,
-				    "reading the request body failed");
-			r->keepalive = 0;
-			return 400;
-		}
-		c->buf_last = (uint32_t)n;
+		rc = http_body_recv(r);
+		if (rc != PT_OK)
+			return rc;
 	}
 }
 
