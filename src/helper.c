@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -50,8 +49,6 @@ helper_signal(struct pt_io *io)
 static int
 helper_init(struct pt_cycle *c, pid_t master)
 {
-	sigset_t set;
-
 	for (unsigned i = 0; i < c->nlisteners; i++)
 		if (c->listeners[i].io.fd >= 0) {
 			close(c->listeners[i].io.fd);
@@ -63,23 +60,10 @@ helper_init(struct pt_cycle *c, pid_t master)
 		return PT_ERROR;
 	if (pt_loop_init(&helper_loop, 4096) != PT_OK)
 		return PT_ERROR;
-	sigemptyset(&set);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
-	sigaddset(&set, SIGWINCH);
-	sigaddset(&set, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	helper_sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	helper_sig.fd = pt_proc_child_signals(master);
 	if (helper_sig.fd < 0)
 		return PT_ERROR;
 	helper_sig.on_read = helper_signal;
-	prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
-	if (getppid() != master)
-		helper_quit = 1;
 	if (pt_io_add(&helper_loop, &helper_sig) != PT_OK)
 		return PT_ERROR;
 	for (unsigned i = 0; pt_modules[i] != NULL; i++)

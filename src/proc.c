@@ -15,7 +15,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,4 +191,28 @@ pt_proc_drop_privileges(uid_t uid, gid_t gid, const char *user)
 	 * it holds descriptors root opened.
 	 */
 	return PT_OK;
+}
+
+int
+pt_proc_child_signals(pid_t master)
+{
+	static const int sigs[] = { SIGQUIT, SIGTERM,  SIGINT,	 SIGUSR1,
+				    SIGHUP,  SIGUSR2,  SIGWINCH, SIGCHLD };
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	for (unsigned i = 0; i < PT_ARRAY_SIZE(sigs); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* the master going away must not leave orphans serving; if it
+	 * went before prctl() took effect, quit as the signal would have
+	 * made us (it is blocked: the signalfd reads it) */
+	prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
+	if (getppid() != master)
+		kill(getpid(), SIGQUIT);
+	return fd;
 }

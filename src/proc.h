@@ -28,6 +28,13 @@ void pt_pid_remove(const char *path, pid_t pid);
 
 /* setgid, initgroups, setuid: after this the process can not regain
  * root. PT_OK or PT_ERROR (logged). */
+/*
+ * In a child of the master (worker, helper): block the signals the
+ * master sends and return a signalfd that reads them (-1 on error); the
+ * master's death arrives as SIGQUIT.
+ */
+int pt_proc_child_signals(pid_t master);
+
 int pt_proc_drop_privileges(uid_t uid, gid_t gid, const char *user);
 
 #endif

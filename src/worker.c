@@ -26,7 +26,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -147,28 +146,10 @@ worker_signal(struct pt_io *io)
 static int
 worker_signals(struct pt_worker *w)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGQUIT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
-	sigaddset(&set, SIGWINCH);
-	sigaddset(&set, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	w->sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	w->sig.fd = pt_proc_child_signals(w->master);
 	if (w->sig.fd < 0)
 		return PT_ERROR;
 	w->sig.on_read = worker_signal;
-	/* the master going away must not leave orphans serving; if it
-	 * went before prctl() took effect, quit as the signal would have
-	 * made us (it is blocked: the signalfd reads it) */
-	prctl(PR_SET_PDEATHSIG, SIGQUIT, 0, 0, 0);
-	if (getppid() != w->master)
-		kill(getpid(), SIGQUIT);
 	return pt_io_add(&w->loop, &w->sig);
 }
 
