@@ -42,67 +42,6 @@ struct headers_loc_conf {
 
 static unsigned headers_index;
 
-static int
-headers_token(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s; s++)
-		if (!(((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z') ||
-		      (*s >= '0' && *s <= '9') ||
-		      strchr("!#$%&'*+-.^_`|~", *s)))
-			return 0;
-	return 1;
-}
-
-/* The fields that frame the message: the core writes them itself. */
-static int
-headers_framing(const char *name)
-{
-	static const char *const framing[] = { "Content-Length",
-		"Transfer-Encoding", "Connection", "Upgrade" };
-
-	for (size_t i = 0; i < PT_ARRAY_SIZE(framing); i++)
-		if (pt_strncasecmp(name, framing[i], strlen(framing[i]) + 1) ==
-		    0)
-			return 1;
-	return 0;
-}
-
-static int
-headers_field_set(struct pt_conf *cf, const struct pt_setting *s,
-		  const config_setting_t *e, struct headers_field *f)
-{
-	const char *name = config_setting_name(e);
-	const char *v = config_setting_get_string(e);
-
-	if (v == NULL || name == NULL || !headers_token(name)) {
-		pt_conf_error(cf, e,
-			      "\"%s\": \"%s\" must be a field name set to a "
-			      "string",
-			      s->name, name ? name : "?");
-		return PT_ERROR;
-	}
-	if (strpbrk(v, "\r\n") != NULL) {
-		pt_conf_error(cf, e, "\"%s\": value of \"%s\" has a line break",
-			      s->name, name);
-		return PT_ERROR;
-	}
-	if (headers_framing(name)) {
-		pt_conf_error(cf, e,
-			      "\"%s\": \"%s\" frames the message and is set "
-			      "by the server itself",
-			      s->name, name);
-		return PT_ERROR;
-	}
-	/* the names live in libconfig's tree, freed after the load */
-	f->name.data = pt_pstrdup(cf->pool, name);
-	f->name.len = strlen(name);
-	if (f->name.data == NULL)
-		return PT_ERROR;
-	return pt_tpl_compile(cf, e, v, &f->value);
-}
-
 /* add_header, add_header_always = { Name = "value"; ... } */
 static int
 headers_set(struct pt_conf *cf, const struct pt_setting *s,
@@ -128,8 +67,9 @@ headers_set(struct pt_conf *cf, const struct pt_setting *s,
 	if (l->fields == NULL)
 		return PT_ERROR;
 	for (unsigned i = 0; i < n; i++)
-		if (headers_field_set(cf, s, config_setting_get_elem(node, i),
-				      &l->fields[i]) != PT_OK)
+		if (pt_http_field_tpl(cf, s, config_setting_get_elem(node, i),
+				      &l->fields[i].name,
+				      &l->fields[i].value) != PT_OK)
 			return PT_ERROR;
 	l->n = n;
 	*slot = l;

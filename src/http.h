@@ -295,6 +295,18 @@ struct pt_tpl {
  */
 int pt_tpl_compile(struct pt_conf *cf, const config_setting_t *node,
 		   const char *s, struct pt_tpl *out);
+/*
+ * One member of a group of header fields set by templates
+ * (proxy_set_header, add_header: { Name = "value"; }): the name must be a
+ * field name (copied into cf's pool), the value a string without a line
+ * break, and neither may be a field that frames the message
+ * (Content-Length, Transfer-Encoding, Connection, Upgrade). Errors name
+ * s and the member's file:line. PT_OK or PT_ERROR.
+ */
+int pt_http_field_tpl(struct pt_conf *cf, const struct pt_setting *s,
+		      const config_setting_t *e, struct pt_str *name,
+		      struct pt_tpl *value);
+
 /* Evaluate into the request pool. PT_OK or PT_ERROR (out of memory). */
 int pt_tpl_eval(struct pt_http_request *r, const struct pt_tpl *t,
 		struct pt_str *out);

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "cycle.h"
 #include "http.h"
+#include "http_parse_int.h"
 #include "pool.h"
 #include "ptime.h"
 #include "stats.h"
@@ -725,4 +726,43 @@ pt_tpl_eval_into(struct pt_http_request *r, const struct pt_tpl *t,
 		n += esc(dst + n, v.data, v.len);
 	}
 	return n;
+}
+
+int
+pt_http_field_tpl(struct pt_conf *cf, const struct pt_setting *s,
+		  const config_setting_t *e, struct pt_str *name,
+		  struct pt_tpl *value)
+{
+	const char *n = config_setting_name(e);
+	const char *v = config_setting_get_string(e);
+	unsigned id;
+
+	if (v == NULL || n == NULL ||
+	    !pt_http_is_token((struct pt_str){ n, strlen(n) })) {
+		pt_conf_error(cf, e,
+			      "\"%s\": \"%s\" must be a field name set to a "
+			      "string",
+			      s->name, n ? n : "?");
+		return PT_ERROR;
+	}
+	if (strpbrk(v, "\r\n") != NULL) {
+		pt_conf_error(cf, e, "\"%s\": value of \"%s\" has a line break",
+			      s->name, n);
+		return PT_ERROR;
+	}
+	id = pt_http_header_id(n, strlen(n));
+	if (id == PT_H_CONTENT_LENGTH || id == PT_H_TRANSFER_ENCODING ||
+	    id == PT_H_CONNECTION || id == PT_H_UPGRADE) {
+		pt_conf_error(cf, e,
+			      "\"%s\": \"%s\" frames the message and is set "
+			      "by the server itself",
+			      s->name, n);
+		return PT_ERROR;
+	}
+	/* the names live in libconfig's tree, freed after the load */
+	name->data = pt_pstrdup(cf->pool, n);
+	name->len = strlen(n);
+	if (name->data == NULL)
+		return PT_ERROR;
+	return pt_tpl_compile(cf, e, v, value);
 }

@@ -31,6 +31,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -1028,16 +1029,26 @@ proxy_set_pass(struct pt_conf *cf, const struct pt_setting *s,
 	return pt_conf_set_generic(cf, s, node, conf);
 }
 
-static int
-proxy_token(const char *s)
+/* The PROXY_SET_* bit of a field the proxy writes itself, or 0. */
+static unsigned
+proxy_set_bit(const char *name)
 {
-	if (*s == '\0')
-		return 0;
-	for (; *s; s++)
-		if (!(((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z') ||
-		      (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
-			return 0;
-	return 1;
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} own[] = {
+		{ "Host", PROXY_SET_HOST },
+		{ "X-Forwarded-For", PROXY_SET_XFF },
+		{ "X-Forwarded-Proto", PROXY_SET_XFP },
+		{ "X-Forwarded-Host", PROXY_SET_XFH },
+		{ "Forwarded", PROXY_SET_FORWARDED },
+		{ "Via", PROXY_SET_VIA },
+	};
+
+	for (unsigned i = 0; i < PT_ARRAY_SIZE(own); i++)
+		if (strcasecmp(own[i].name, name) == 0)
+			return own[i].bit;
+	return 0;
 }
 
 /* proxy_set_header = { Host = "$host"; X-Real-IP = "$remote_addr"; } */
@@ -1059,43 +1070,18 @@ proxy_set_headers(struct pt_conf *cf, const struct pt_setting *s,
 	if (lc->set == NULL)
 		return PT_ERROR;
 	lc->nset = 0;
+	lc->set_mask = 0;
 	lc->set_given = 1;
 	for (unsigned i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(node, i);
-		const char *name = config_setting_name(e);
-		const char *v = config_setting_get_string(e);
 		struct proxy_set_header *h = &lc->set[lc->nset];
+		const char *v = config_setting_get_string(e);
 
-		if (v == NULL || !proxy_token(name)) {
-			pt_conf_error(cf, e,
-				      "\"%s\": \"%s\" must be a field name set "
-				      "to a string",
-				      s->name, name);
+		if (pt_http_field_tpl(cf, s, e, &h->name, &h->value) != PT_OK)
 			return PT_ERROR;
-		}
-		if (strpbrk(v, "\r\n") != NULL) {
-			pt_conf_error(cf, e, "\"%s\": value of \"%s\" has a "
-					     "line break",
-				      s->name, name);
-			return PT_ERROR;
-		}
-		/* the config tree is gone after the load: copy the name */
-		h->name.data = pt_pstrdup(cf->pool, name);
-		if (h->name.data == NULL)
-			return PT_ERROR;
-		h->name.len = strlen(name);
-		h->id = pt_http_header_id(name, h->name.len);
+		h->id = pt_http_header_id(h->name.data, h->name.len);
 		h->empty = v[0] == '\0';
-		if (h->id == PT_H_CONTENT_LENGTH || h->id == PT_H_TRANSFER_ENCODING ||
-		    h->id == PT_H_CONNECTION || h->id == PT_H_UPGRADE) {
-			pt_conf_error(cf, e,
-				      "\"%s\": \"%s\" is framing, set by the "
-				      "proxy itself",
-				      s->name, name);
-			return PT_ERROR;
-		}
-		if (pt_tpl_compile(cf, e, v, &h->value) != PT_OK)
-			return PT_ERROR;
+		lc->set_mask |= proxy_set_bit(h->name.data);
 		lc->nset++;
 	}
 	return PT_OK;
@@ -1223,6 +1209,7 @@ proxy_merge_loc(struct pt_conf *cf, void *parent, void *child)
 	if (!c->set_given) {
 		c->set = p->set;
 		c->nset = p->nset;
+		c->set_mask = p->set_mask;
 		c->set_given = p->set_given;
 	}
 	PT_MERGE_INT(c->request_buffering, p->request_buffering, 0);

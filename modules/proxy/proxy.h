@@ -36,6 +36,16 @@ enum {
 	PROXY_NEXT_OFF = 1u << 6,
 };
 
+/* Fields the proxy writes itself, when proxy_set_header names them. */
+enum {
+	PROXY_SET_HOST = 1u << 0,
+	PROXY_SET_XFF = 1u << 1,
+	PROXY_SET_XFP = 1u << 2,
+	PROXY_SET_XFH = 1u << 3,
+	PROXY_SET_FORWARDED = 1u << 4,
+	PROXY_SET_VIA = 1u << 5,
+};
+
 /* forwarded = */
 enum { PROXY_FWD_OFF = 0, PROXY_FWD_X, PROXY_FWD_RFC7239, PROXY_FWD_BOTH };
 
@@ -71,6 +81,8 @@ struct proxy_loc_conf {
 	const config_setting_t *set_node; /* proxy_set_header group */
 	struct proxy_set_header *set;
 	unsigned nset;
+	unsigned set_mask;   /* PROXY_SET_*: fields we would generate that
+			      * proxy_set_header names, known at load */
 	int set_given;
 	int request_buffering, buffering;
 	int64_t buffer_size, buffers;

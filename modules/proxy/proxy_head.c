@@ -246,16 +246,7 @@ head_host(struct pt_http_request *r)
 }
 
 /* Does proxy_set_header name the field (then it alone is sent)? */
-static int
-head_set_has(const struct proxy_loc_conf *lc, const char *name, size_t n)
-{
-	for (unsigned i = 0; i < lc->nset; i++)
-		if (lc->set[i].name.len == n &&
-		    pt_strncasecmp(lc->set[i].name.data, name, n) == 0)
-			return 1;
-	return 0;
-}
-#define HEAD_SET_HAS(lc, lit) head_set_has((lc), (lit), sizeof(lit) - 1)
+#define HEAD_SET_HAS(lc, bit) (((lc)->set_mask & (bit)) != 0)
 
 /* Forwarded/X-Forwarded-* and Via, by the location's settings; a field
  * that proxy_set_header sets is left to it. */
@@ -271,7 +262,7 @@ head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 	if (lc->forwarded == PROXY_FWD_X || lc->forwarded == PROXY_FWD_BOTH) {
 		struct pt_str xff = head_joined(r, "X-Forwarded-For", 15);
 		n += xff.len + iplen + 96 + host.len;
-		if (w != NULL && !HEAD_SET_HAS(lc, "X-Forwarded-For")) {
+		if (w != NULL && !HEAD_SET_HAS(lc, PROXY_SET_XFF)) {
 			HEAD_LIT(w, "X-Forwarded-For: ");
 			if (xff.len) {
 				head_put(w, xff.data, xff.len);
@@ -280,9 +271,9 @@ head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 			head_put(w, ip, iplen);
 			HEAD_LIT(w, "\r\n");
 		}
-		if (w != NULL && !HEAD_SET_HAS(lc, "X-Forwarded-Proto"))
+		if (w != NULL && !HEAD_SET_HAS(lc, PROXY_SET_XFP))
 			HEAD_LIT(w, "X-Forwarded-Proto: http\r\n");
-		if (w != NULL && host.len && !HEAD_SET_HAS(lc, "X-Forwarded-Host"))
+		if (w != NULL && host.len && !HEAD_SET_HAS(lc, PROXY_SET_XFH))
 			head_field(w, "X-Forwarded-Host", 16, host);
 	}
 	if (lc->forwarded == PROXY_FWD_RFC7239 ||
@@ -290,7 +281,7 @@ head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 		struct pt_str fw = head_joined(r, "Forwarded", 9);
 		int v6 = a->u.sa.sa_family == AF_INET6;
 		n += fw.len + iplen + 64 + host.len;
-		if (w != NULL && !HEAD_SET_HAS(lc, "Forwarded")) {
+		if (w != NULL && !HEAD_SET_HAS(lc, PROXY_SET_FORWARDED)) {
 			HEAD_LIT(w, "Forwarded: ");
 			if (fw.len) {
 				head_put(w, fw.data, fw.len);
@@ -315,7 +306,7 @@ head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 	if (lc->via) {
 		struct pt_str via = head_joined(r, "Via", 3);
 		n += via.len + 32;
-		if (w != NULL && !HEAD_SET_HAS(lc, "Via")) {
+		if (w != NULL && !HEAD_SET_HAS(lc, PROXY_SET_VIA)) {
 			HEAD_LIT(w, "Via: ");
 			if (via.len) {
 				head_put(w, via.data, via.len);
@@ -373,8 +364,7 @@ pt_proxy_build_request(struct pt_http_request *r, struct pt_str *out,
 	HEAD_LIT(&w, " HTTP/1.1\r\n");
 	/* always a Host in HTTP/1.1 (head_host() names the upstream when the
 	 * client's HTTP/1.0 request had none) */
-	if (!head_overridden(lc, &(struct pt_http_header){
-					 PT_STR("Host"), PT_NULL_STR, 0 }))
+	if (!HEAD_SET_HAS(lc, PROXY_SET_HOST))
 		head_field(&w, "Host", 4, host);
 	for (unsigned i = 0; i < r->h.nheaders; i++) {
 		const struct pt_http_header *f = &r->h.headers[i];
