@@ -7,9 +7,10 @@
  * most recent idle connection to that peer (LIFO keeps the set of warm
  * connections small and lets the others time out), else connects. An
  * idle connection is watched by the event loop: any readiness on it (the
- * backend closed it, or sent bytes nobody asked for) closes it at once,
- * and one whose flags show such an event not yet handled is never handed
- * out. The pool holds at most `keepalive` connections per upstream per
+ * backend closed it, or sent bytes nobody asked for) closes it at once;
+ * and before it is handed out, a MSG_PEEK makes sure nothing arrived that
+ * the loop has not reported yet (it may be in the same batch of events as
+ * the request taking the connection). The pool holds at most `keepalive` connections per upstream per
  * worker (the oldest is closed), each for at most keepalive_timeout and
  * keepalive_requests requests. What a closed-but-not-yet-seen connection
  * costs is bounded by the proxy: a request that fails on a reused
@@ -100,6 +101,21 @@ upconn_idle_timeout(struct pt_timer *t)
 	upconn_free(uc);
 }
 
+/*
+ * Nothing came on the idle connection: no close, no stray bytes. The
+ * event loop would tell, but not before the rest of its batch runs, and
+ * a request of that same batch may be about to reuse the connection;
+ * stray bytes read as its response would be a response split.
+ */
+static int
+upconn_quiet(struct pt_upconn *uc)
+{
+	char c;
+	ssize_t n = recv(uc->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static struct pt_upconn *
 upconn_from_pool(struct pt_upstream_rt *rt, unsigned peer)
 {
@@ -109,8 +125,9 @@ upconn_from_pool(struct pt_upstream_rt *rt, unsigned peer)
 		if (uc->peer != peer)
 			continue;
 		upconn_unlink(uc);
-		if (uc->io.readable || uc->io.hup || uc->io.error) {
-			/* closed by the backend, event not yet handled */
+		if (uc->io.readable || uc->io.hup || uc->io.error ||
+		    !upconn_quiet(uc)) {
+			/* closed by the backend, or bytes nobody asked for */
 			upconn_free(uc);
 			return upconn_from_pool(rt, peer);
 		}
