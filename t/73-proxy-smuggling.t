@@ -29,6 +29,7 @@ use lib "$FindBin::Bin/lib";
 use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(_exit);
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use PortierTest;
 use PortierHTTP;
 use PortierBackend;
@@ -376,6 +377,10 @@ sub raw_backend {
 sub raw_conn {
 	my ($c, $cid, $base) = @_;
 	my $buf = '';
+	# each piece leaves at once: Nagle would hold a late piece until
+	# the next request's ACK, after which nobody can tell it from the
+	# answer to that request
+	setsockopt($c, IPPROTO_TCP, TCP_NODELAY, 1);
 	while (1) {
 		while ($buf !~ /\r\n\r\n/) {
 			my $n = sysread($c, $buf, 65536, length $buf);
@@ -390,13 +395,14 @@ sub raw_conn {
 		my $pieces = $SCRIPT{$path}
 			// ["HTTP/1.1 200 OK\r\nContent-Length: " . length($path)
 				. "\r\n\r\n$path"];
+		(my $mark = $path) =~ s{\W}{_}g;
 		for my $i (0 .. $#$pieces) {
-			# the backend's pace, not a check's timing: the next
-			# piece should find the connection idle in the pool
-			sleep(0.2) if $i > 0;
+			# the next piece once the client has the first answer,
+			# so it finds the connection idle in the pool
+			PortierTest::wait_for(sub { -e "$base.got$mark" }, 10)
+				if $i > 0;
 			syswrite($c, $pieces->[$i]);
 		}
-		(my $mark = $path) =~ s{\W}{_}g;
 		open my $m, '>', "$base.done$mark";
 		close $m;
 	}
@@ -432,11 +438,12 @@ for my $case (
 	['GET', '/raw/lf', '502 ', 'a bare LF in a header value'],
 ) {
 	my ($method, $path, $want, $what) = @$case;
-	unlink "$raw->{base}.done" . ($path =~ s{\W}{_}gr);
+	unlink map { "$raw->{base}.$_" . ($path =~ s{\W}{_}gr) } qw(done got);
 	my $s = connect_raw($t);
 	write_all($s, "$method $path HTTP/1.1\r\nHost: x\r\n\r\n");
 	my $rr = read_responses($s, 1, head_only => [$method eq 'HEAD'],
 		timeout => 10);
+	{ open my $got, '>', "$raw->{base}.got" . ($path =~ s{\W}{_}gr); }
 	my $r = $rr->{responses}[0] // { status => 0, body => '' };
 	my $got = $r->{status} == 502 ? '502 ' : "$r->{status} $r->{body}";
 	is($got, $want, "response splitting, $what: the first answer");
