@@ -279,49 +279,7 @@ $t->stop;
 
 # ---- four workers: shared state ------------------------------------------------
 
-# Connections to portier, one owned by each worker (reuseport spreads
-# them; the owner is found from the sockets' inodes). { pid => socket }.
-sub conn_per_worker {
-	my ($t, @workers) = @_;
-	my (%by, @extra);
-	for (1 .. 400) {
-		last if keys %by == @workers;
-		my $s = connect_raw($t);
-		my $lport = $s->sockport;
-		my $owner;
-		PortierTest::wait_for(sub {
-			$owner = socket_owner($t->port(0), $lport, @workers) }, 5);
-		if (defined $owner && !$by{$owner}) {
-			$by{$owner} = $s;
-		} else {
-			push @extra, $s;
-		}
-	}
-	close $_ for @extra;
-	return \%by;
-}
 
-# The worker holding the server side of the connection from client port
-# cport to port sport.
-sub socket_owner {
-	my ($sport, $cport, @workers) = @_;
-	my $inode;
-	open my $fh, '<', '/proc/net/tcp' or return undef;
-	while (<$fh>) {
-		my @f = split ' ';
-		next unless @f > 9 && $f[0] =~ /^\d+:$/;
-		my (undef, $lp) = split /:/, $f[1];
-		my (undef, $rp) = split /:/, $f[2];
-		next unless hex($lp) == $sport && hex($rp) == $cport;
-		$inode = $f[9];
-	}
-	close $fh;
-	return undef unless $inode;
-	for my $w (@workers) {
-		return $w if grep { $_ == $inode } PortierTest::socket_inodes_of($w);
-	}
-	return undef;
-}
 
 # One keep-alive request on socket s.
 sub request_on {

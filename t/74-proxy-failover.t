@@ -418,46 +418,7 @@ $tk->stop;
 
 # ---- the down mark is shared by every worker ---------------------------------------
 
-# Connections to portier, one owned by each worker (reuseport spreads
-# them; the owner is found from the sockets' inodes). { pid => socket }.
-sub socket_owner {
-	my ($sport, $cport, @workers) = @_;
-	my $inode;
-	open my $fh, '<', '/proc/net/tcp' or return undef;
-	while (<$fh>) {
-		my @f = split ' ';
-		next unless @f > 9 && $f[0] =~ /^\d+:$/;
-		my (undef, $lp) = split /:/, $f[1];
-		my (undef, $rp) = split /:/, $f[2];
-		$inode = $f[9] if hex($lp) == $sport && hex($rp) == $cport;
-	}
-	close $fh;
-	return undef unless $inode;
-	for my $w (@workers) {
-		return $w if grep { $_ == $inode } PortierTest::socket_inodes_of($w);
-	}
-	return undef;
-}
 
-sub conn_per_worker {
-	my ($t, @workers) = @_;
-	my (%by, @extra);
-	for (1 .. 400) {
-		last if keys %by == @workers;
-		my $s = connect_raw($t);
-		my $owner;
-		PortierTest::wait_for(sub {
-			$owner = socket_owner($t->port(0), $s->sockport, @workers) },
-			5);
-		if (defined $owner && !$by{$owner}) {
-			$by{$owner} = $s;
-		} else {
-			push @extra, $s;
-		}
-	}
-	close $_ for @extra;
-	return \%by;
-}
 
 sub request_on {
 	my ($s, $path) = @_;

@@ -26,6 +26,7 @@ use Time::HiRes qw(time sleep);
 use PortierTest;
 
 our @EXPORT = qw(unescape read_corpus connect_raw read_responses
+	socket_owner conn_per_worker
 	wait_eof send_paced write_all rss_kib wait_log nofile_limit);
 
 # A client that writes to a closed connection must see EPIPE, not die.
@@ -198,6 +199,52 @@ sub nofile_limit {
 		return ($1, $2) if /^Max open files\s+(\d+)\s+(\d+)/;
 	}
 	return (1024, 1024);
+}
+
+
+# The worker (one of @workers) holding the server side of the TCP
+# connection from client port cport to port sport, found by the socket's
+# inode in /proc/net/tcp; undef if none (yet).
+sub socket_owner {
+	my ($sport, $cport, @workers) = @_;
+	my $inode;
+	open my $fh, '<', '/proc/net/tcp' or return undef;
+	while (<$fh>) {
+		my @f = split ' ';
+		next unless @f > 9 && $f[0] =~ /^\d+:$/;
+		my (undef, $lp) = split /:/, $f[1];
+		my (undef, $rp) = split /:/, $f[2];
+		$inode = $f[9] if hex($lp) == $sport && hex($rp) == $cport;
+	}
+	close $fh;
+	return undef unless $inode;
+	for my $w (@workers) {
+		return $w if grep { $_ == $inode } PortierTest::socket_inodes_of($w);
+	}
+	return undef;
+}
+
+# One open connection to portier owned by each of @workers (the kernel
+# spreads them; the owner is found from the sockets' inodes):
+# { pid => socket }.
+sub conn_per_worker {
+	my ($t, @workers) = @_;
+	my (%by, @extra);
+	for (1 .. 400) {
+		last if keys %by == @workers;
+		my $s = connect_raw($t);
+		my $owner;
+		PortierTest::wait_for(sub {
+			$owner = socket_owner($t->port(0), $s->sockport, @workers) },
+			5);
+		if (defined $owner && !$by{$owner}) {
+			$by{$owner} = $s;
+		} else {
+			push @extra, $s;
+		}
+	}
+	close $_ for @extra;
+	return \%by;
 }
 
 1;
