@@ -722,7 +722,9 @@ sub fds_of {
 		last unless sysread($s, $buf, 16384, length $buf);
 		my $rss = rss_kib($worker) // 0;
 		$max = $rss if $rss > $max;
-		sleep(0.02); # the pace of a slow client
+		# a slow client: read again only once portier has filled our
+		# receive buffer, so that it waits on us all the time
+		PortierTest::wait_for(sub { rx_queue($s) >= 8192 }, 5);
 	}
 	my ($head, $body) = PortierTest::split_response($buf);
 	like($head, qr/^Content-Length: $gib\r$/mi, '1 GiB download: the head');

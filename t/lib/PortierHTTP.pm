@@ -26,7 +26,7 @@ use Time::HiRes qw(time sleep);
 use PortierTest;
 
 our @EXPORT = qw(unescape read_corpus connect_raw read_responses
-	socket_owner conn_per_worker
+	socket_owner conn_per_worker rx_queue
 	wait_eof send_paced write_all rss_kib wait_log nofile_limit);
 
 # A client that writes to a closed connection must see EPIPE, not die.
@@ -245,6 +245,24 @@ sub conn_per_worker {
 	}
 	close $_ for @extra;
 	return \%by;
+}
+
+
+# Bytes waiting unread in the receive queue of the local TCP socket s
+# (from /proc/net/tcp); -1 if it is not found.
+sub rx_queue {
+	my ($s) = @_;
+	my ($port) = Socket::unpack_sockaddr_in(getsockname($s));
+	open my $fh, '<', '/proc/net/tcp' or return -1;
+	while (<$fh>) {
+		my @f = split ' ';
+		next unless @f > 4 && $f[0] =~ /^\d+:$/;
+		my (undef, $lp) = split /:/, $f[1];
+		next unless hex($lp) == $port && $f[2] !~ /^0+:0+$/;
+		my (undef, $rx) = split /:/, $f[4];
+		return hex($rx);
+	}
+	return -1;
 }
 
 1;
