@@ -367,6 +367,18 @@ servers = ( { listen = "127.0.0.1:%%PORT_0%%";
   ); } );
 EOF
 
+# Wait (bounded) until backend b has closed its side of every connection
+# (none of its sockets ESTABLISHED any more in /proc/net/tcp).
+sub idle_closed {
+	my ($b) = @_;
+	my $port = sprintf ':%04X', $b->port;
+	return PortierTest::wait_for(sub {
+		open my $fh, '<', '/proc/net/tcp' or return 1;
+		!grep { my @f = split ' '; @f > 3 && $f[1] =~ /\Q$port\E$/
+			&& $f[3] eq '01' } <$fh>;
+	}, 5);
+}
+
 {
 	my $c = spread('/ka/', 50);
 	is($c->{ka1}, 50, 'pool: 50 requests answered');
@@ -381,16 +393,15 @@ EOF
 	is($c->{kr1}, 20, 'keepalive_requests = 5: 20 requests answered');
 	is($kr->connections, 4, 'keepalive_requests = 5: four connections');
 
-	# The backend closes a connection idle for 40 ms; requests come at
-	# paces around that, so some are sent on a connection the backend is
-	# closing at that very moment. (The pauses shape the load, they do
-	# not wait for anything.)
+	# The backend closes a connection idle for 40 ms. Every other request
+	# goes once it has closed the pooled one (its side of every
+	# connection is gone), the others at once, on a live one.
 	my ($n, $fail) = (0, 0);
 	for my $i (1 .. 150) {
+		idle_closed($ic) if $i % 2 == 0;
 		my $r = $t->get('/ic/');
 		$n++;
 		$fail++ unless $r && $r->{status} == 200;
-		sleep(0.025 + ($i % 11) * 0.003);
 	}
 	is($fail, 0, "a backend closing idle connections: $n requests, none "
 		. 'failed');
@@ -405,9 +416,9 @@ EOF
 	# not mark the (only) peer down for everyone else.
 	my %st;
 	for my $i (1 .. 100) {
+		idle_closed($ic) if $i % 2 == 0;
 		my $r = $t->request('POST', '/ic/echo?body_only=1', body => 'p');
 		$st{ $r ? $r->{status} : 0 }++;
-		sleep(0.025 + ($i % 11) * 0.003);
 	}
 	is(($st{200} // 0) + ($st{502} // 0), 100, 'idle close, POST: 200 or '
 		. "(lost race) 502 only: @{[ map { \"$_ x $st{$_}\" } sort keys %st ]}");
