@@ -23,6 +23,7 @@
 #include <check.h>
 
 #include "unit.h"
+#include "text.h"
 #include <stddef.h>
 #include <dirent.h>
 
@@ -352,77 +353,11 @@ t_run_both(const struct t_cfg *cfg, const char *in, size_t n,
 
 /* ---- files ------------------------------------------------------------- */
 
-static char *
-t_slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
 
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		ck_assert_ptr_nonnull(buf);
-		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-			*len = (size_t)n;
-		}
-	}
-	fclose(f);
-	return buf;
-}
 
-/* Next line of [*p, end) without its LF (or CRLF); NULL at the end. */
-static char *
-t_line(char **p, char *end, size_t *len)
-{
-	char *l = *p, *nl;
-
-	if (l >= end)
-		return NULL;
-	nl = memchr(l, '\n', (size_t)(end - l));
-	if (nl == NULL)
-		nl = end;
-	*len = (size_t)(nl - l);
-	if (*len > 0 && l[*len - 1] == '\r')
-		(*len)--;
-	*p = nl + 1;
-	return l;
-}
-
-/* Printable form of bytes, for failure messages. */
-static const char *
-t_show(const char *s, size_t len, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < len && o + 5 < cap; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '\\')
-			out[o++] = (char)c;
-		else
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-	}
-	out[o] = '\0';
-	return out;
-}
 
 /* ---- the corpus -------------------------------------------------------- */
 
-static int
-t_hexval(char c)
-{
-	static const char hex[] = "0123456789abcdef";
-	const char *h = c ? strchr(hex, pt_tolower((unsigned char)c)) : NULL;
-
-	return h ? (int)(h - hex) : -1;
-}
 
 struct t_expect {
 	unsigned msg; /* 0-based */
@@ -447,56 +382,7 @@ struct t_case {
 	int has_status;
 };
 
-/*
- * Decode the corpus escapes of s[0..len) into out (room for len bytes):
- * \r \n \t \0 \\ \xHH. A backslash ending the text sets *cont. Returns the
- * decoded length, or -1 for an unknown escape.
- */
-static long
-t_unescape(const char *s, size_t len, char *out, int *cont)
-{
-	size_t o = 0;
 
-	*cont = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] != '\\') {
-			out[o++] = s[i];
-			continue;
-		}
-		if (++i == len) {
-			*cont = 1;
-			break;
-		}
-		switch (s[i]) {
-		case 'r': out[o++] = '\r'; break;
-		case 'n': out[o++] = '\n'; break;
-		case 't': out[o++] = '\t'; break;
-		case '0': out[o++] = '\0'; break;
-		case '\\': out[o++] = '\\'; break;
-		case 'x':
-			if (len - i < 3 || t_hexval(s[i + 1]) < 0 ||
-			    t_hexval(s[i + 2]) < 0)
-				return -1;
-			out[o++] = (char)(t_hexval(s[i + 1]) << 4 |
-					  t_hexval(s[i + 2]));
-			i += 2;
-			break;
-		default: return -1;
-		}
-	}
-	return (long)o;
-}
-
-static size_t
-t_num(const char *v, unsigned line)
-{
-	char *e;
-	unsigned long long n = strtoull(v, &e, 10);
-
-	ck_assert_msg(*v != '\0' && *e == '\0', "corpus:%u: bad number '%s'",
-		      line, v);
-	return (size_t)n;
-}
 
 /*
  * Append the bytes of a raw line (or of an "input" value, crlf 0), and
@@ -868,52 +754,6 @@ struct t_tally {
 	unsigned used[PT_ARRAY_SIZE(t_exceptions)];
 };
 
-/*
- * Turn an http block into wire bytes as llhttp's test harness does: lines
- * joined by CRLF, a backslash before a newline joins two lines, escapes
- * \r \n \t \f \xHH and octal \NNN; any other backslash stays.
- */
-static size_t
-t_vec_bytes(const char *s, size_t len, char *out)
-{
-	size_t o = 0, i, k;
-
-	for (i = 0; i < len; i++) {
-		char n = i + 1 < len ? s[i + 1] : '\0';
-		unsigned v = 0;
-
-		if (s[i] == '\n') {
-			out[o++] = '\r';
-			out[o++] = '\n';
-		} else if (s[i] != '\\' || n == '\0') {
-			out[o++] = s[i];
-		} else if (n == '\n') {
-			i++;
-		} else if (strchr("rntf", n) != NULL) {
-			out[o++] = n == 'r'   ? '\r'
-				   : n == 'n' ? '\n'
-				   : n == 't' ? '\t'
-					      : '\f';
-			i++;
-		} else if (n == 'x' && i + 2 < len && t_hexval(s[i + 2]) >= 0) {
-			for (k = i + 2;
-			     k < len && k < i + 4 && t_hexval(s[k]) >= 0; k++)
-				v = v * 16 + (unsigned)t_hexval(s[k]);
-			out[o++] = (char)v;
-			i = k - 1;
-		} else if (n >= '0' && n <= '7') {
-			for (k = i + 1;
-			     k < len && k < i + 4 && s[k] >= '0' && s[k] <= '7';
-			     k++)
-				v = v * 8 + (unsigned)(s[k] - '0');
-			out[o++] = (char)v;
-			i = k - 1;
-		} else {
-			out[o++] = s[i];
-		}
-	}
-	return o;
-}
 
 static const struct t_exception *
 t_exception(const struct t_vec *v, unsigned *idx)
@@ -1039,11 +879,6 @@ t_vec_line(struct t_vec *v, char *l, size_t len, unsigned line,
 	}
 }
 
-static int
-t_cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
 START_TEST(test_llhttp_vectors)
 {
@@ -1101,14 +936,6 @@ END_TEST
 
 /* ---- mutations --------------------------------------------------------- */
 
-static uint32_t
-t_rand(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return (uint32_t)(*s >> 32);
-}
 
 /* Mutate b[0..*n) in place (room for cap bytes): flip, cut, insert, copy. */
 static void
