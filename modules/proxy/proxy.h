@@ -65,7 +65,8 @@ struct proxy_main_conf {
 	struct pt_loop *loop;      /* in a worker */
 	struct pt_upconn *dead;    /* closed in this batch of events */
 	struct pt_posted reap;     /* frees them after it */
-	int (*pipes)[2];           /* empty pipes kept for splice */
+	int (*pipes)[2];           /* empty pipes kept for splice, at most
+				    * PROXY_PIPES_KEPT */
 	unsigned npipes;
 	int need_helper;           /* an upstream has health checks */
 };
@@ -259,6 +260,7 @@ void pt_proxy_tunnel_start(struct proxy_ctx *x);
 void pt_proxy_tunnel_pump(struct proxy_ctx *x);
 
 /* proxy_splice.c: large bodies of known length, socket to socket. */
+#define PROXY_PIPES_KEPT 64 /* per worker */
 int pt_proxy_splice_ok(const struct proxy_ctx *x);
 int pt_proxy_splice_pump(struct proxy_ctx *x);
 void pt_proxy_splice_done(struct proxy_ctx *x);

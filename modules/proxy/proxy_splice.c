@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #define PROXY_SPLICE_MIN (128 * 1024)
-#define PROXY_PIPES_KEPT 64
 #define PROXY_PIPE_LOAD (64 * 1024)
 
 int

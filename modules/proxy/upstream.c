@@ -623,7 +623,7 @@ pt_proxy_upstreams_worker(struct proxy_main_conf *mc, struct pt_loop *loop)
 	mc->loop = loop;
 	if (mc->nups == 0)
 		return PT_OK;
-	mc->pipes = calloc(64, sizeof(*mc->pipes));
+	mc->pipes = calloc(PROXY_PIPES_KEPT, sizeof(*mc->pipes));
 	if (mc->pipes == NULL)
 		return PT_ERROR;
 	mc->rt = calloc(mc->nups, sizeof(*mc->rt));
