@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
+#include "sockio.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -214,6 +215,10 @@ pt_conn_close(struct pt_conn *c)
 	if (c->buf != NULL) {
 		pt_block_release(c->buf, c->buf_size);
 		c->buf = NULL;
+	}
+	if (c->ssl != NULL) {
+		pt_tls_close(c->ssl);
+		c->ssl = NULL;
 	}
 	c->io.closed = 1;
 	c->closing = 1;

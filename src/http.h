@@ -53,6 +53,7 @@ struct pt_conn {
 	 * named another (proxy_addr); what a request starts from */
 	const struct pt_sockaddr *client;
 	struct pt_sockaddr proxy_addr;
+	struct ssl_st *ssl; /* TLS session, NULL for plain TCP (sockio.h) */
 	unsigned proxy_wait : 1;     /* the PROXY header is still to come */
 	unsigned proxy_has_addr : 1; /* proxy_addr is set */
 	unsigned idle : 1;      /* on the worker's idle list */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "pool.h"
 #include "ptime.h"
+#include "sockio.h"
 
 #include <errno.h>
 #include <sys/sendfile.h>
@@ -389,7 +390,6 @@ static ssize_t
 out_write_mem(struct pt_http_request *r, int fd)
 {
 	struct iovec iov[OUT_IOV];
-	struct msghdr msg;
 	unsigned n = 0;
 	struct pt_chain *cl;
 
@@ -405,15 +405,12 @@ out_write_mem(struct pt_http_request *r, int fd)
 	}
 	if (n == 0)
 		return 0;
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = iov;
-	msg.msg_iovlen = n;
 	/*
 	 * No MSG_MORE before a sendfile, although it would save a segment:
 	 * measured with contrib/bench (1 MiB file), corking the head made
 	 * the following sendfile(2) cost 2.7 times as much CPU.
 	 */
-	return sendmsg(fd, &msg, MSG_NOSIGNAL);
+	return pt_sock_writev(fd, r->conn->ssl, iov, (int)n);
 }
 
 /*
@@ -446,8 +443,8 @@ out_write_copy(struct pt_http_request *r, struct pt_buf *b, int fd)
 		r->bounce_pos = 0;
 		r->bounce_last = (uint32_t)n;
 	}
-	n = send(fd, r->bounce + r->bounce_pos, r->bounce_last - r->bounce_pos,
-		 MSG_NOSIGNAL);
+	n = pt_sock_send(fd, r->conn->ssl, r->bounce + r->bounce_pos,
+			 r->bounce_last - r->bounce_pos);
 	if (n > 0)
 		r->bounce_pos += (uint32_t)n;
 	return n;
@@ -469,7 +466,8 @@ pt_http_flush(struct pt_http_request *r)
 		}
 		if (!c->io.writable)
 			return PT_AGAIN;
-		if (b->in_file && b->no_sendfile) {
+		/* TLS encrypts in user space: a file is read, then sent */
+		if (b->in_file && (b->no_sendfile || c->ssl != NULL)) {
 			n = out_write_copy(r, b, fd);
 			if (n < 0 && errno != EAGAIN && errno != EINTR &&
 			    errno != EPIPE && errno != ECONNRESET)

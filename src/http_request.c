@@ -40,6 +40,7 @@
 #include "pool.h"
 #include "proxy_protocol.h"
 #include "ptime.h"
+#include "sockio.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -364,7 +365,7 @@ http_lingering_read(struct pt_io *io)
 	size_t got = 0;
 
 	while (got < HTTP_READ_BUDGET) {
-		ssize_t n = recv(io->fd, buf, sizeof(buf), 0);
+		ssize_t n = pt_sock_recv(io->fd, c->ssl, buf, sizeof(buf));
 		if (n > 0) {
 			got += (size_t)n;
 			continue;
@@ -690,7 +691,7 @@ http_read_head(struct pt_io *io)
 			return;
 		}
 		room = c->buf_size - c->buf_last;
-		n = recv(io->fd, c->buf + c->buf_last, room, 0);
+		n = pt_sock_recv(io->fd, c->ssl, c->buf + c->buf_last, room);
 		if (n == 0) {
 			http_close(c);
 			return;
@@ -1076,7 +1077,7 @@ http_body_recv(struct pt_http_request *r)
 		return 500;
 	c->buf_pos = c->buf_last = 0;
 	for (;;) {
-		ssize_t n = recv(c->io.fd, c->buf, c->buf_size, 0);
+		ssize_t n = pt_sock_recv(c->io.fd, c->ssl, c->buf, c->buf_size);
 
 		if (n > 0) {
 			c->buf_last = (uint32_t)n;

@@ -28,6 +28,7 @@
 #include "pool.h"
 #include "proxy.h"
 #include "ptime.h"
+#include "sockio.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -298,7 +299,7 @@ proxy_client_read(struct pt_http_request *r)
 	}
 	if (!x->body_read_all)
 		return; /* read when the backend can take it */
-	n = recv(c->io.fd, &ch, 1, MSG_PEEK);
+	n = pt_sock_peek(c->io.fd, c->ssl, &ch, 1);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		pt_http_log(r, PT_LOG_INFO, n < 0 ? errno : 0,
 			    "client closed the connection while the upstream "
@@ -491,7 +492,6 @@ proxy_write(struct proxy_ctx *x)
 
 	while (x->head_sent < x->head.len || x->ubuf_pos < x->ubuf_last) {
 		struct iovec iov[2];
-		struct msghdr msg;
 		unsigned n = 0;
 		ssize_t w;
 
@@ -503,10 +503,7 @@ proxy_write(struct proxy_ctx *x)
 			iov[n].iov_base = x->ubuf + x->ubuf_pos;
 			iov[n++].iov_len = x->ubuf_last - x->ubuf_pos;
 		}
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = iov;
-		msg.msg_iovlen = n;
-		w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+		w = pt_sock_writev(fd, x->uc->ssl, iov, (int)n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -774,7 +771,8 @@ proxy_read_head(struct proxy_ctx *x)
 				    "proxy_buffer_size");
 			return;
 		}
-		n = recv(x->uc->io.fd, x->hbuf + x->hbuf_last, room, 0);
+		n = pt_sock_recv(x->uc->io.fd, x->uc->ssl, x->hbuf + x->hbuf_last,
+				 room);
 		if (n == 0) {
 			proxy_error(x, PROXY_ERR, 502, 0,
 				    x->got_bytes ? "closed in the response head"

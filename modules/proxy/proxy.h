@@ -138,6 +138,7 @@ struct pt_upconn {
 	unsigned requests;       /* served on this connection */
 	struct pt_upconn *prev, *next; /* in rt->idle (circular) */
 	void *owner;             /* the request's proxy state, or NULL */
+	struct ssl_st *ssl;      /* TLS to the peer, or NULL (sockio.h) */
 	unsigned reused : 1;     /* taken from the keep-alive pool */
 	unsigned connecting : 1; /* connect(2) in progress */
 };

@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "proxy.h"
 #include "ptime.h"
+#include "sockio.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -215,7 +216,7 @@ pt_proxy_body_pump(struct proxy_ctx *x)
 			pt_timer_del(x->mc->loop, &x->timer);
 			return;
 		}
-		n = recv(x->uc->io.fd, s->mem, size, 0);
+		n = pt_sock_recv(x->uc->io.fd, x->uc->ssl, s->mem, size);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -329,8 +330,9 @@ pt_proxy_body_start(struct proxy_ctx *x)
  * progress, 0 when both sides wait, -1 on an error; sets *eof when the
  * source ended (and passes the end on). */
 static int
-io_copy(int from, struct pt_io *fio, int to, struct pt_io *tio, char *buf,
-	size_t size, size_t *pos, size_t *last, unsigned *eof)
+io_copy(struct pt_io *fio, struct ssl_st *fssl, struct pt_io *tio,
+	struct ssl_st *tssl, char *buf, size_t size, size_t *pos,
+	size_t *last, unsigned *eof)
 {
 	int progress = 0;
 
@@ -338,7 +340,7 @@ io_copy(int from, struct pt_io *fio, int to, struct pt_io *tio, char *buf,
 		ssize_t n;
 
 		if (*pos < *last) {
-			n = send(to, buf + *pos, *last - *pos, MSG_NOSIGNAL);
+			n = pt_sock_send(tio->fd, tssl, buf + *pos, *last - *pos);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -355,10 +357,10 @@ io_copy(int from, struct pt_io *fio, int to, struct pt_io *tio, char *buf,
 		*pos = *last = 0;
 		if (*eof)
 			return progress;
-		n = recv(from, buf, size, 0);
+		n = pt_sock_recv(fio->fd, fssl, buf, size);
 		if (n == 0) {
 			*eof = 1;
-			(void)shutdown(to, SHUT_WR);
+			pt_sock_shutdown_write(tio->fd, tssl);
 			return 1;
 		}
 		if (n < 0) {
@@ -395,9 +397,9 @@ pt_proxy_tunnel_pump(struct proxy_ctx *x)
 			return;
 	}
 	do {
-		a = io_copy(x->uc->io.fd, &x->uc->io, c->io.fd, &c->io, x->hbuf,
+		a = io_copy(&x->uc->io, x->uc->ssl, &c->io, c->ssl, x->hbuf,
 			    size, &x->bc_pos, &x->hbuf_last, &beof);
-		b = io_copy(c->io.fd, &c->io, x->uc->io.fd, &x->uc->io, x->tbuf,
+		b = io_copy(&c->io, c->ssl, &x->uc->io, x->uc->ssl, x->tbuf,
 			    size, &x->tbuf_pos, &x->tbuf_last, &ceof);
 		if (a > 0 || b > 0)
 			pt_timer_add(x->mc->loop, &x->timer,

@@ -29,7 +29,9 @@
 int
 pt_proxy_splice_ok(const struct proxy_ctx *x)
 {
-	return !x->frame_client && !x->rh.chunked && !x->rh.until_close &&
+	/* TLS on either side means the bytes pass through user space */
+	return x->r->conn->ssl == NULL && x->uc->ssl == NULL &&
+	       !x->frame_client && !x->rh.chunked && !x->rh.until_close &&
 	       x->rest >= PROXY_SPLICE_MIN && !x->r->header_only;
 }
 

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "ptime.h"
+#include "sockio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +50,10 @@ upconn_free(struct pt_upconn *uc)
 	struct proxy_main_conf *mc = uc->mc;
 
 	pt_timer_del(uc->loop, &uc->timer);
+	if (uc->ssl != NULL) {
+		pt_tls_close(uc->ssl);
+		uc->ssl = NULL;
+	}
 	if (uc->io.fd >= 0)
 		close(uc->io.fd);
 	uc->io.fd = -1;

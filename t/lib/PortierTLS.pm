@@ -1,0 +1,104 @@
+package PortierTLS;
+
+# Test certificates, made by the harness with openssl(1) for each test
+# run: nothing secret is committed. One CA signs server certificates
+# (ECDSA P-256 or RSA 2048, with subjectAltName DNS names) and client
+# certificates; a second, unrelated CA makes certificates nobody trusts.
+#
+#   use PortierTLS;
+#   my $pki = PortierTLS->new($t->{dir} . '/pki');   # makes both CAs
+#   my ($crt, $key) = $pki->server('ec', 'a.test', '*.b.test');
+#   my ($crt, $key) = $pki->server('rsa', 'a.test');
+#   my ($crt, $key) = $pki->client('alice');      # CN=alice,O=portier test
+#   my ($crt, $key) = $pki->client('mallory', rogue => 1);  # other CA
+#   $pki->ca, $pki->rogue_ca                       # CA certificate files
+#
+# Each call makes new files (named after kind and first name) and returns
+# their paths. openssl runs quietly; a failure dies with its output.
+
+use strict;
+use warnings;
+
+use File::Path qw(make_path);
+
+sub new {
+	my ($class, $dir) = @_;
+	make_path($dir);
+	my $self = bless { dir => $dir, n => 0 }, $class;
+	$self->{ca} = $self->_ca('ca', 'portier test CA');
+	$self->{rogue} = $self->_ca('rogue', 'rogue CA');
+	return $self;
+}
+
+sub ca { return $_[0]{ca}{crt} }
+sub rogue_ca { return $_[0]{rogue}{crt} }
+sub dir { return $_[0]{dir} }
+
+sub _run {
+	my (@cmd) = @_;
+	my $out = `@cmd 2>&1`;
+	die "openssl failed: @cmd\n$out" if $?;
+	return $out;
+}
+
+sub _key {
+	my ($self, $type, $file) = @_;
+	if ($type eq 'rsa') {
+		_run("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048"
+		    . " -out '$file'");
+	} else {
+		_run("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"
+		    . " -out '$file'");
+	}
+	chmod 0644, $file; # workers may run as nobody in tests
+}
+
+sub _ca {
+	my ($self, $name, $cn) = @_;
+	my $d = $self->{dir};
+	$self->_key('ec', "$d/$name.key");
+	_run("openssl req -x509 -new -key '$d/$name.key' -days 2 -sha256"
+	    . " -subj '/O=portier test/CN=$cn' -out '$d/$name.crt'"
+	    . " -addext 'basicConstraints=critical,CA:TRUE'"
+	    . " -addext 'keyUsage=critical,keyCertSign,cRLSign'");
+	return { crt => "$d/$name.crt", key => "$d/$name.key" };
+}
+
+# Sign a CSR with the CA; $ext is the text of an extensions file.
+sub _sign {
+	my ($self, $ca, $base, $subj, $type, $ext) = @_;
+	$self->_key($type, "$base.key");
+	_run("openssl req -new -key '$base.key' -subj '$subj' -out '$base.csr'");
+	open(my $fh, '>', "$base.ext") or die "$base.ext: $!";
+	print $fh $ext;
+	close $fh;
+	_run("openssl x509 -req -in '$base.csr' -CA '$ca->{crt}'"
+	    . " -CAkey '$ca->{key}' -CAcreateserial -days 2 -sha256"
+	    . " -extfile '$base.ext' -out '$base.crt'");
+	return ("$base.crt", "$base.key");
+}
+
+# A server certificate for the names given (the first is the CN).
+sub server {
+	my ($self, $type, @names) = @_;
+	my %o = ref $names[-1] eq 'HASH' ? %{ pop @names } : ();
+	my $base = sprintf('%s/srv-%s-%s-%d', $self->{dir}, $type,
+		$names[0] =~ s/[^\w.-]/_/gr, ++$self->{n});
+	my $san = join(',', map { "DNS:$_" } @names);
+	my $ca = $o{rogue} ? $self->{rogue} : $self->{ca};
+	return $self->_sign($ca, $base, "/O=portier test/CN=$names[0]", $type,
+		"basicConstraints=CA:FALSE\nsubjectAltName=$san\n"
+		. "extendedKeyUsage=serverAuth\n");
+}
+
+# A client certificate: subject CN=$cn, O=portier test.
+sub client {
+	my ($self, $cn, %o) = @_;
+	my $base = sprintf('%s/cli-%s-%d', $self->{dir}, $cn, ++$self->{n});
+	my $ca = $o{rogue} ? $self->{rogue} : $self->{ca};
+	return $self->_sign($ca, $base, "/O=portier test/CN=$cn",
+		$o{type} // 'ec',
+		"basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
+}
+
+1;
