@@ -54,11 +54,8 @@ sockio_result(struct ssl_st *ssl, int n, const char *what)
 
 	switch (err) {
 	case SSL_ERROR_WANT_READ:
-	case SSL_ERROR_WANT_WRITE:
-		errno = EAGAIN;
-		return -1;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
+	case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+	case SSL_ERROR_ZERO_RETURN: return 0;
 	case SSL_ERROR_SYSCALL:
 		ERR_clear_error();
 		if (errno == 0 || errno == EAGAIN)
@@ -128,8 +125,7 @@ pt_sock_send(int fd, struct ssl_st *ssl, const void *buf, size_t len)
 }
 
 ssize_t
-pt_sock_writev(int fd, struct ssl_st *ssl, const struct iovec *iov,
-	       int iovcnt)
+pt_sock_writev(int fd, struct ssl_st *ssl, const struct iovec *iov, int iovcnt)
 {
 	struct msghdr msg;
 	size_t got = 0;
@@ -146,7 +142,8 @@ pt_sock_writev(int fd, struct ssl_st *ssl, const struct iovec *iov,
 	if (iovcnt == 1 || iov[0].iov_len >= PT_TLS_RECORD)
 		return pt_sock_send(fd, ssl, iov[0].iov_base, iov[0].iov_len);
 	for (int i = 0; i < iovcnt && got < sizeof(sockio_gather); i++) {
-		size_t take = PT_MIN(iov[i].iov_len, sizeof(sockio_gather) - got);
+		size_t take =
+			PT_MIN(iov[i].iov_len, sizeof(sockio_gather) - got);
 		memcpy(sockio_gather + got, iov[i].iov_base, take);
 		got += take;
 	}

@@ -28,8 +28,7 @@ struct ssl_st;
 #define PT_TLS_RECORD 16384
 
 ssize_t pt_sock_recv(int fd, struct ssl_st *ssl, void *buf, size_t len);
-ssize_t pt_sock_send(int fd, struct ssl_st *ssl, const void *buf,
-		     size_t len);
+ssize_t pt_sock_send(int fd, struct ssl_st *ssl, const void *buf, size_t len);
 /* Look at what can be read without taking it (MSG_PEEK; SSL_peek, which
  * sees a close_notify as the end, where a raw peek would see bytes). */
 ssize_t pt_sock_peek(int fd, struct ssl_st *ssl, void *buf, size_t len);
