@@ -42,11 +42,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#define TLS_DEFAULT_CIPHERS                                          \
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
-	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+#define TLS_DEFAULT_CIPHERS                                                    \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"           \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"           \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define TLS_GROUPS "X25519:P-256:P-384"
+#define TLS_GROUPS   "X25519:P-256:P-384"
 #define TLS_OCSP_MAX (64 * 1024)
 
 /* ALPN names we speak, best first, in wire format ("h2" goes first once
@@ -57,14 +57,15 @@ static const struct {
 	const char *name;
 	int version;
 } tls_versions[] = {
-	{ "TLSv1", TLS1_VERSION },
-	{ "TLSv1.1", TLS1_1_VERSION },
-	{ "TLSv1.2", TLS1_2_VERSION },
-	{ "TLSv1.3", TLS1_3_VERSION },
+	{"TLSv1", TLS1_VERSION},
+	{"TLSv1.1", TLS1_1_VERSION},
+	{"TLSv1.2", TLS1_2_VERSION},
+	{"TLSv1.3", TLS1_3_VERSION},
 };
-static const char *const tls_default_protocols[] = { "TLSv1.2", "TLSv1.3" };
+static const char *const tls_default_protocols[] = {"TLSv1.2", "TLSv1.3"};
 
-/* ---- settings -------------------------------------------------------------- */
+/* ---- settings --------------------------------------------------------------
+ */
 
 static int tls_set_group(struct pt_conf *, const struct pt_setting *,
 			 const config_setting_t *, void *);
@@ -80,46 +81,44 @@ static int tls_set_path(struct pt_conf *, const struct pt_setting *,
 			const config_setting_t *, void *);
 
 static const struct pt_setting tls_settings[] = {
-	{ "tls", PT_T_CUSTOM, PT_SCOPE_MAIN | PT_SCOPE_SERVER, PT_STORE_SRV, 0,
-	  tls_set_group, NULL },
-	{ NULL, 0, 0, 0, 0, NULL, NULL }
-};
+	{"tls", PT_T_CUSTOM, PT_SCOPE_MAIN | PT_SCOPE_SERVER, PT_STORE_SRV, 0,
+	 tls_set_group, NULL},
+	{NULL, 0, 0, 0, 0, NULL, NULL}};
 
 static const struct pt_enum tls_verify_names[] = {
-	{ "off", PT_TLS_VERIFY_OFF },
-	{ "optional", PT_TLS_VERIFY_OPTIONAL },
-	{ "on", PT_TLS_VERIFY_ON },
-	{ NULL, 0 },
+	{"off", PT_TLS_VERIFY_OFF},
+	{"optional", PT_TLS_VERIFY_OPTIONAL},
+	{"on", PT_TLS_VERIFY_ON},
+	{NULL, 0},
 };
-static const struct pt_range tls_depth_range = { 1, 100 };
-static const struct pt_range tls_timeout_range = { 1000, 7 * 86400 * 1000LL };
+static const struct pt_range tls_depth_range = {1, 100};
+static const struct pt_range tls_timeout_range = {1000, 7 * 86400 * 1000LL};
 
-#define TLS(f) offsetof(struct pt_tls_srv_conf, f)
+#define TLS(f)    offsetof(struct pt_tls_srv_conf, f)
 #define TLS_SCOPE (PT_SCOPE_MAIN | PT_SCOPE_SERVER)
 /* in the order of PT_TLS_* (tls.h): the index is the member's node */
 static const struct pt_setting tls_members[] = {
-	{ "certificates", PT_T_CUSTOM, TLS_SCOPE, PT_STORE_SRV, 0,
-	  tls_set_certs, NULL },
-	{ "protocols", PT_T_STRLIST, TLS_SCOPE, PT_STORE_SRV, TLS(protocols),
-	  tls_set_protocols, NULL },
-	{ "ciphers", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV, TLS(ciphers),
-	  tls_set_noted, NULL },
-	{ "session_cache", PT_T_SIZE, TLS_SCOPE, PT_STORE_SRV,
-	  TLS(session_cache), tls_set_cache, NULL },
-	{ "session_tickets", PT_T_FLAG, TLS_SCOPE, PT_STORE_SRV,
-	  TLS(session_tickets), tls_set_noted, NULL },
-	{ "session_timeout", PT_T_DURATION, TLS_SCOPE, PT_STORE_SRV,
-	  TLS(session_timeout), tls_set_noted, &tls_timeout_range },
-	{ "client_ca", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV, TLS(client_ca),
-	  tls_set_path, NULL },
-	{ "verify_client", PT_T_ENUM, TLS_SCOPE, PT_STORE_SRV,
-	  TLS(verify_client), tls_set_noted, tls_verify_names },
-	{ "verify_depth", PT_T_INT, TLS_SCOPE, PT_STORE_SRV, TLS(verify_depth),
-	  tls_set_noted, &tls_depth_range },
-	{ "ocsp_staple_file", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV,
-	  TLS(ocsp_staple_file), tls_set_path, NULL },
-	{ NULL, 0, 0, 0, 0, NULL, NULL }
-};
+	{"certificates", PT_T_CUSTOM, TLS_SCOPE, PT_STORE_SRV, 0, tls_set_certs,
+	 NULL},
+	{"protocols", PT_T_STRLIST, TLS_SCOPE, PT_STORE_SRV, TLS(protocols),
+	 tls_set_protocols, NULL},
+	{"ciphers", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV, TLS(ciphers),
+	 tls_set_noted, NULL},
+	{"session_cache", PT_T_SIZE, TLS_SCOPE, PT_STORE_SRV,
+	 TLS(session_cache), tls_set_cache, NULL},
+	{"session_tickets", PT_T_FLAG, TLS_SCOPE, PT_STORE_SRV,
+	 TLS(session_tickets), tls_set_noted, NULL},
+	{"session_timeout", PT_T_DURATION, TLS_SCOPE, PT_STORE_SRV,
+	 TLS(session_timeout), tls_set_noted, &tls_timeout_range},
+	{"client_ca", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV, TLS(client_ca),
+	 tls_set_path, NULL},
+	{"verify_client", PT_T_ENUM, TLS_SCOPE, PT_STORE_SRV,
+	 TLS(verify_client), tls_set_noted, tls_verify_names},
+	{"verify_depth", PT_T_INT, TLS_SCOPE, PT_STORE_SRV, TLS(verify_depth),
+	 tls_set_noted, &tls_depth_range},
+	{"ocsp_staple_file", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV,
+	 TLS(ocsp_staple_file), tls_set_path, NULL},
+	{NULL, 0, 0, 0, 0, NULL, NULL}};
 
 static int
 tls_set_group(struct pt_conf *cf, const struct pt_setting *s,
@@ -268,7 +267,8 @@ tls_set_cache(struct pt_conf *cf, const struct pt_setting *s,
 	return tls_set_noted(cf, s, node, conf);
 }
 
-/* ---- conf structures ------------------------------------------------------- */
+/* ---- conf structures -------------------------------------------------------
+ */
 
 static void *
 tls_create_srv(struct pt_conf *cf)
@@ -286,13 +286,12 @@ tls_create_srv(struct pt_conf *cf)
 }
 
 /* A member the child did not set comes from the parent, with its node. */
-#define TLS_MERGE(member, idx, unset, def)                           \
-	do {                                                         \
-		if (c->member == (unset)) {                          \
-			c->member = p->member != (unset) ? p->member \
-							 : (def);    \
-			c->nodes[idx] = p->nodes[idx];               \
-		}                                                    \
+#define TLS_MERGE(member, idx, unset, def)                                     \
+	do {                                                                   \
+		if (c->member == (unset)) {                                    \
+			c->member = p->member != (unset) ? p->member : (def);  \
+			c->nodes[idx] = p->nodes[idx];                         \
+		}                                                              \
 	} while (0)
 
 static int
@@ -310,8 +309,8 @@ tls_merge_srv(struct pt_conf *cf, void *parent, void *child)
 		c->protocols = p->protocols;
 		c->nodes[PT_TLS_PROTOCOLS] = p->nodes[PT_TLS_PROTOCOLS];
 		if (c->protocols.items == NULL) {
-			c->protocols.items = (const char **)(uintptr_t)
-				tls_default_protocols;
+			c->protocols.items =
+				(const char **)(uintptr_t)tls_default_protocols;
 			c->protocols.n = PT_ARRAY_SIZE(tls_default_protocols);
 		}
 	}
@@ -329,7 +328,8 @@ tls_merge_srv(struct pt_conf *cf, void *parent, void *child)
 	return PT_OK;
 }
 
-/* ---- building a context ------------------------------------------------------ */
+/* ---- building a context
+ * ------------------------------------------------------ */
 
 /* OpenSSL's first queued reason (the cause), the queue emptied. */
 static const char *
@@ -350,8 +350,8 @@ tls_reason(char *buf, size_t cap)
 
 /* A readable file, or an error naming it with errno's text. */
 static int
-tls_readable(struct pt_conf *cf, const config_setting_t *node,
-	     const char *what, const char *path)
+tls_readable(struct pt_conf *cf, const config_setting_t *node, const char *what,
+	     const char *path)
 {
 	if (access(path, R_OK) == 0)
 		return PT_OK;
@@ -396,8 +396,7 @@ tls_load_certs(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 }
 
 static int
-tls_set_versions(struct pt_conf *cf, struct pt_tls_srv_conf *tc,
-		 SSL_CTX *ctx)
+tls_set_versions(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 {
 	int min = 0, max = 0;
 
@@ -429,11 +428,10 @@ tls_verify_accept(int ok, X509_STORE_CTX *x)
 }
 
 static int
-tls_set_client_ca(struct pt_conf *cf, struct pt_tls_srv_conf *tc,
-		  SSL_CTX *ctx)
+tls_set_client_ca(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 {
 	const config_setting_t *node = tc->nodes[PT_TLS_CLIENT_CA];
-	STACK_OF(X509_NAME) *names;
+	STACK_OF(X509_NAME) * names;
 	char why[256];
 
 	if (tc->client_ca == NULL) {
@@ -459,10 +457,9 @@ tls_set_client_ca(struct pt_conf *cf, struct pt_tls_srv_conf *tc,
 	SSL_CTX_set_client_CA_list(ctx, names);
 	SSL_CTX_set_verify_depth(ctx, (int)tc->verify_depth);
 	if (tc->verify_client == PT_TLS_VERIFY_ON)
-		SSL_CTX_set_verify(ctx,
-				   SSL_VERIFY_PEER |
-					   SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-				   NULL);
+		SSL_CTX_set_verify(
+			ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			NULL);
 	else if (tc->verify_client == PT_TLS_VERIFY_OPTIONAL)
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_accept);
 	return PT_OK;
@@ -513,9 +510,8 @@ tls_load_ocsp(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 	n = fread(tc->ocsp, 1, TLS_OCSP_MAX, f);
 	fclose(f);
 	p = tc->ocsp;
-	resp = n > 0 && n < TLS_OCSP_MAX
-		       ? d2i_OCSP_RESPONSE(NULL, &p, (long)n)
-		       : NULL;
+	resp = n > 0 && n < TLS_OCSP_MAX ? d2i_OCSP_RESPONSE(NULL, &p, (long)n)
+					 : NULL;
 	if (resp == NULL) {
 		ERR_clear_error();
 		pt_conf_error(cf, node,
@@ -624,10 +620,9 @@ tls_build_ctx(struct pt_conf *cf, struct pt_http_server *srv, unsigned index)
 	SSL_CTX_set_client_hello_cb(ctx, tls_client_hello, NULL);
 	if (tls_sid_ctx(cf, index, sid, &sidlen) != PT_OK)
 		return PT_ERROR;
-	return pt_tls_sessions_setup(cf, ctx,
-				     (size_t)tc->session_cache,
-				     tc->session_tickets,
-				     tc->session_timeout, sid,
+	return pt_tls_sessions_setup(cf, ctx, (size_t)tc->session_cache,
+				     tc->session_tickets, tc->session_timeout,
+				     sid,
 				     PT_MIN(sidlen, SSL_MAX_SID_CTX_LENGTH));
 }
 
@@ -662,7 +657,8 @@ tls_postconfig(struct pt_conf *cf)
 	return PT_OK;
 }
 
-/* ---- sessions ------------------------------------------------------------------ */
+/* ---- sessions
+ * ------------------------------------------------------------------ */
 
 /*
  * The host_name of a server_name extension (RFC 6066 section 3), lower
@@ -706,7 +702,8 @@ tls_switch(SSL *ssl, const struct pt_tls_srv_conf *from,
 	SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx),
 		       SSL_CTX_get_verify_callback(ctx));
 	SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
-	SSL_clear_options(ssl, SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
+	SSL_clear_options(ssl,
+			  SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
 	SSL_set_options(ssl, SSL_CTX_get_options(ctx));
 	SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
 	SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(ctx));
@@ -721,7 +718,7 @@ tls_client_hello(SSL *ssl, int *alert, void *arg)
 	const unsigned char *ext;
 	size_t extlen;
 	char name[256];
-	struct pt_str host = { name, 0 };
+	struct pt_str host = {name, 0};
 	struct pt_http_server *srv;
 
 	(void)alert;
@@ -778,7 +775,8 @@ pt_tls_check_server(const struct pt_conn *c, const struct pt_http_server *srv)
 	return 421;
 }
 
-/* ---- variables ------------------------------------------------------------------ */
+/* ---- variables
+ * ------------------------------------------------------------------ */
 
 static int
 tls_var_str(struct pt_str *v, const char *s)
@@ -789,12 +787,11 @@ tls_var_str(struct pt_str *v, const char *s)
 }
 
 static int
-tls_var_protocol(struct pt_http_request *r, struct pt_str *v,
-		 struct pt_str a)
+tls_var_protocol(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
 {
 	(void)a;
-	return tls_var_str(v, r->conn->ssl ? SSL_get_version(r->conn->ssl)
-					   : NULL);
+	return tls_var_str(v,
+			   r->conn->ssl ? SSL_get_version(r->conn->ssl) : NULL);
 }
 
 static int
@@ -810,11 +807,10 @@ tls_var_server_name(struct pt_http_request *r, struct pt_str *v,
 		    struct pt_str a)
 {
 	(void)a;
-	return tls_var_str(v, r->conn->ssl
-				      ? SSL_get_servername(
-						r->conn->ssl,
-						TLSEXT_NAMETYPE_host_name)
-				      : NULL);
+	return tls_var_str(
+		v, r->conn->ssl ? SSL_get_servername(r->conn->ssl,
+						     TLSEXT_NAMETYPE_host_name)
+				: NULL);
 }
 
 static int
@@ -858,8 +854,8 @@ static int
 tls_var_client_s_dn(struct pt_http_request *r, struct pt_str *v,
 		    struct pt_str a)
 {
-	X509 *cert = r->conn->ssl ? SSL_get0_peer_certificate(r->conn->ssl)
-				  : NULL;
+	X509 *cert =
+		r->conn->ssl ? SSL_get0_peer_certificate(r->conn->ssl) : NULL;
 	BIO *bio;
 	char *mem, *s;
 	long n;
@@ -887,14 +883,14 @@ tls_var_client_s_dn(struct pt_http_request *r, struct pt_str *v,
 }
 
 static const struct pt_http_var tls_vars[] = {
-	{ "ssl_protocol", 0, tls_var_protocol },
-	{ "ssl_cipher", 0, tls_var_cipher },
-	{ "ssl_server_name", 0, tls_var_server_name },
-	{ "ssl_client_verify", 0, tls_var_client_verify },
-	{ "ssl_client_s_dn", 0, tls_var_client_s_dn },
-	{ "ssl_session_reused", 0, tls_var_reused },
-	{ "https", 0, tls_var_https },
-	{ NULL, 0, NULL },
+	{"ssl_protocol", 0, tls_var_protocol},
+	{"ssl_cipher", 0, tls_var_cipher},
+	{"ssl_server_name", 0, tls_var_server_name},
+	{"ssl_client_verify", 0, tls_var_client_verify},
+	{"ssl_client_s_dn", 0, tls_var_client_s_dn},
+	{"ssl_session_reused", 0, tls_var_reused},
+	{"https", 0, tls_var_https},
+	{NULL, 0, NULL},
 };
 
 const struct pt_module pt_tls_module = {

@@ -70,7 +70,7 @@ extern const struct pt_module pt_tls_module;
 
 /* The module's place in pt_modules[] (PT_CORE_MODULES, module.h). */
 #define PT_TLS_INDEX 2
-#define pt_tls_srv(srv) \
+#define pt_tls_srv(srv)                                                        \
 	((struct pt_tls_srv_conf *)(srv)->srv_conf[PT_TLS_INDEX])
 
 /*
