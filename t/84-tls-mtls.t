@@ -181,7 +181,7 @@ ok($t->wait_log(qr/TLS handshake failed.*client: 127\.0\.0\.1/),
 		$log =~ m{/opt-none2\|} }), 'access log written');
 	like($log, qr{^$ON\|/on-alice\|200\|SUCCESS\|CN=alice,O=portier test$}m,
 		'access log: on, valid certificate');
-	like($log, qr{^$OPT\|/opt-none\|200\|NONE\|$}m,
+	like($log, qr{^$OPT\|/opt-none\|200\|NONE\|-?$}m,
 		'access log: optional without certificate');
 	like($log, qr{^$OPT\|/opt-rogue\|200\|FAILED:[^|]+\|}m,
 		'access log: optional with a rogue certificate');
