@@ -191,4 +191,6 @@ ok($t->wait_log(qr/TLS handshake failed.*client: 127\.0\.0\.1/),
 
 ok(!$t->log_has(qr/\[(alert|emerg|crit)\]/), 'no alert in the error log');
 
+# stopped here, not at END: its exit status must not become the test's
+$b->stop;
 done_testing;
