@@ -271,6 +271,34 @@ for my $v ([ '-tls1', 'TLS 1.0' ], [ '-tls1_1', 'TLS 1.1' ]) {
 	is($r->{alpn}, 'http/1.1', 'Perl client, ALPN h2,http/1.1: http/1.1');
 }
 
+# ---- HTTP over TLS: keep-alive, pipelining --------------------------------------------
+
+{
+	my ($s, $err) = tls_connect($P0, sni => 'a.test');
+	ok($s, 'keep-alive TLS connection') or diag($err);
+	if ($s) {
+		for my $i (1 .. 3) {
+			my $r = tls_request($s, "GET /ka$i HTTP/1.1\r\nHost: a.test\r\n\r\n");
+			is($r->{status}, 200, "keep-alive over TLS: request $i");
+		}
+		# three requests in one TLS record: each answered without more
+		# bytes from the client (data already decrypted and buffered)
+		my $req = join '', map { "GET /p$_ HTTP/1.1\r\nHost: a.test\r\n\r\n" } 1 .. 3;
+		my $r = tls_request($s, $req, count => 3);
+		my ($buf, $n) = ($r->{raw}, 0);
+		while (my $len = PortierTest::response_length($buf)) {
+			$n++;
+			$buf = substr($buf, $len);
+		}
+		is($n, 3, 'three pipelined requests in one TLS record: three answers');
+		my $h = tls_request($s, "HEAD /h HTTP/1.1\r\nHost: a.test\r\n"
+			. "Connection: close\r\n\r\n", until_eof => 1);
+		is($h->{status}, 200, 'HEAD over TLS: 200');
+		ok($h->{eof}, 'Connection: close over TLS: closed');
+		close $s;
+	}
+}
+
 # ---- variables: $https, $scheme, $ssl_*, resumption ----------------------------------
 
 {

@@ -92,8 +92,9 @@ sub tls_session_info {
 	return \%i;
 }
 
-# Send bytes on a TLS socket and read one response (or until the close
-# when $o{until_eof}), within $o{timeout} seconds (default 5). The
+# Send bytes on a TLS socket and read one response ($o{count} of them,
+# or until the close when $o{until_eof}), within $o{timeout} seconds
+# (default 5); raw holds every byte read. The
 # result as tls_get's; status 0 when nothing complete came.
 sub tls_request {
 	my ($s, $bytes, %o) = @_;
@@ -112,7 +113,7 @@ sub tls_request {
 	my $end = time() + ($o{timeout} // 5);
 	while (1) {
 		last if !$o{until_eof}
-			&& PortierTest::response_length($buf, $head_only);
+			&& _complete($buf, $head_only) >= ($o{count} // 1);
 		my $n = sysread($s, $buf, 65536, length $buf);
 		if (defined $n) {
 			if ($n == 0) {
@@ -137,6 +138,17 @@ sub tls_request {
 	my $r = PortierTest::parse_response($buf, $head_only)
 		// { status => 0, headers => {}, body => '', raw => '' };
 	return { %$r, %$info, eof => $eof, read_error => $err };
+}
+
+# How many complete responses buf holds.
+sub _complete {
+	my ($buf, $head_only) = @_;
+	my $n = 0;
+	while (my $len = PortierTest::response_length($buf, $head_only)) {
+		$n++;
+		$buf = substr($buf, $len);
+	}
+	return $n;
 }
 
 # One request on a new TLS connection: GET path (or $o{method}), Host
