@@ -20,6 +20,7 @@ use PortierBackend;
 use PortierTLS;
 use PortierTLSClient;
 use Test::More;
+use Digest::SHA ();
 
 PortierTest::need_modules(qw(proxy));
 
@@ -125,6 +126,28 @@ for my $case (
 		close $s;
 		is((at_backend('/on-ka2') // { header => {} })->{header}{'x-client-dn'},
 			'CN=alice,O=portier test', 'on: keep-alive request 2 keeps the DN');
+	}
+}
+# bodies both ways over TLS, through the proxy (partial TLS writes)
+{
+	my ($s, $err) = tls_connect($ON, sni => 'mtls.test', cert => $alice[0],
+		key => $alice[1]);
+	ok($s, 'on: connection for large bodies') or diag($err);
+	if ($s) {
+		my $body = join '', map { chr(($_ * 7) % 251) } 1 .. 65536;
+		$body x= 16;
+		my $r = tls_request($s, "POST /sha1 HTTP/1.1\r\nHost: mtls.test\r\n"
+			. "Content-Length: " . length($body) . "\r\n\r\n" . $body,
+			timeout => 20);
+		is($r->{body}, Digest::SHA::sha1_hex($body) . ' ' . length($body) . "\n",
+			'on: a 1 MiB upload over TLS reaches the backend whole');
+		my $n = 4_000_000;
+		$r = tls_request($s, "GET /dl?size=$n HTTP/1.1\r\nHost: mtls.test\r\n"
+			. "Connection: close\r\n\r\n", timeout => 20);
+		is(length($r->{body}), $n, 'on: a 4 MB download over TLS: its length');
+		ok($r->{body} eq PortierBackend::pattern(0, $n),
+			'on: a 4 MB download over TLS: its bytes');
+		close $s;
 	}
 }
 ok(!grep({ $_->{path} =~ /^\/on-(refused|nosni)/ } $b->requests),
