@@ -128,6 +128,39 @@ sub random_bytes {
 	is($x->{status}, 200, 'plain HTTP: the worker still serves TLS');
 }
 
+# ---- a ClientHello or a plain request in small pieces ------------------------------------
+
+# (the first byte alone must not decide too early, nor stall)
+for my $cuts ([1], [5], [1, 5, 40]) {
+	my $s = connect_raw($t);
+	send_paced($s, $hello, $cuts, 0.05);
+	my $sel = IO::Select->new($s);
+	my $got = '';
+	sysread($s, $got, 65536) if $sel->can_read(5);
+	is(substr($got, 0, 1), "\x16",
+		"ClientHello cut at @$cuts: the server's handshake flight comes");
+	close $s;
+}
+{
+	my $s = connect_raw($t);
+	send_paced($s, "GET /slowplain HTTP/1.1\r\nHost: a.test\r\n\r\n",
+		[1, 2, 10], 0.05);
+	my $r = read_responses($s, 1, until_eof => 1, timeout => 5);
+	my $resp = $r->{responses}[0] // { status => 0, body => '' };
+	is($resp->{status}, 400, 'plain HTTP in pieces (first byte alone): 400');
+	like($resp->{body}, qr/plain HTTP request was sent to HTTPS port/,
+		'plain HTTP in pieces: the message');
+	close $s;
+
+	$s = connect_raw($t);
+	write_all($s, "POST /body HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n"
+		. "\r\nhello");
+	$r = read_responses($s, 1, until_eof => 1, timeout => 5);
+	is(($r->{responses}[0] // {})->{status}, 400, 'plain POST with a body: 400');
+	ok($r->{eof}, 'plain POST with a body: closed');
+	close $s;
+}
+
 # ---- truncated ClientHellos ------------------------------------------------------------
 
 for my $n (10, 50) {
