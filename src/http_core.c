@@ -543,7 +543,7 @@ core_listen_flags(struct pt_conf *cf, const config_setting_t *node,
 			pt_conf_error(cf, node,
 				      "\"listen\": unknown flag \"%s\" (known: "
 				      "default_server, reuseport, backlog=N, "
-				      "proxy_protocol, ssl)",
+				      "ssl, proxy_protocol)",
 				      flag);
 			return PT_ERROR;
 		}

@@ -248,10 +248,10 @@ static const struct {
 	  "\"unix:/path\")\n" },
 	{ "servers = ( { listen = \"127.0.0.1:80 foo\"; } );\n",
 	  "portier: @F:1: \"listen\": unknown flag \"foo\" (known: "
-	  "default_server, reuseport, backlog=N, proxy_protocol)\n" },
+	  "default_server, reuseport, backlog=N, ssl, proxy_protocol)\n" },
 	{ "servers = ( { listen = \"127.0.0.1:80 default\"; } );\n",
 	  "portier: @F:1: \"listen\": unknown flag \"default\" (known: "
-	  "default_server, reuseport, backlog=N, proxy_protocol)\n" },
+	  "default_server, reuseport, backlog=N, ssl, proxy_protocol)\n" },
 	{ "servers = ( { listen = \"127.0.0.1:80 backlog=0\"; } );\n",
 	  "portier: @F:1: \"listen\": invalid \"backlog=0\"\n" },
 	{ "servers = ( { listen = \"127.0.0.1:80 backlog=65536\"; } );\n",

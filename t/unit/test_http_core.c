@@ -6,7 +6,7 @@
  * (host, server) and (template, request, value).
  *
  * http_core.c is included (h2o style) to reach the static
- * core_find_server(); libportier.a's http_core.o is then not linked.
+ * pt_http_find_server(); libportier.a's http_core.o is then not linked.
  */
 #include "../../src/http_core.c"
 
@@ -268,7 +268,7 @@ START_TEST(test_server_names)
 		struct pt_http_server *srv;
 		const char *name;
 
-		srv = core_find_server(ha, h);
+		srv = pt_http_find_server(ha, h);
 		ck_assert_ptr_nonnull(srv);
 		name = t_srv(srv->srv_conf)->server_name.items[0];
 		T_CHECK(strcmp(name, t_hosts[i].server) == 0,
