@@ -21,6 +21,8 @@ use PortierTest;
 use PortierTLS;
 use PortierTLSClient;
 use Test::More;
+use IO::Socket::INET;
+use IO::Socket::SSL;
 
 PortierTest::need_modules(qw(rewrite));
 
@@ -89,6 +91,8 @@ servers = (
     tls = { ciphers = "@LEGACY@";
             protocols = [ "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" ]; };
     return = "200 legacy-on|@VARS@"; },
+  { listen = "127.0.0.1:%%PORT_6%% ssl proxy_protocol";
+    return = "200 pp|$remote_addr|$proxy_protocol_addr|@VARS@"; },
   { listen = "127.0.0.1:%%PORT_5%% ssl"; server_name = "merge.test";
     tls = { ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384"; };
     return = "200 merge|@VARS@"; }
@@ -247,6 +251,33 @@ for my $v ([ '-tls1', 'TLS 1.0' ], [ '-tls1_1', 'TLS 1.1' ]) {
 	$o = s_client($P0, ['-tls1_3', '-servername', 'tls13.test']);
 	ok($o->{handshake} && $o->{cn} eq 'tls13.test',
 		'the TLS-1.3-only server by SNI: TLS 1.3 accepted');
+}
+
+{
+	# TLS 1.2: the server's cipher order wins over the client's
+	my $o = s_client($P0, ['-servername', 'a.test', '-tls1_2', '-cipher',
+		'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256']);
+	is($o->{cipher}, 'ECDHE-ECDSA-AES128-GCM-SHA256',
+		'TLS 1.2: the server\'s cipher order is preferred');
+}
+
+# ---- a PROXY protocol header, then TLS ---------------------------------------------------
+
+{
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+		PeerPort => $t->port(6), Proto => 'tcp', Timeout => 5) or die;
+	syswrite($s, "PROXY TCP4 192.0.2.7 127.0.0.1 4321 443\r\n");
+	my $ok = IO::Socket::SSL->start_SSL($s, SSL_hostname => 'a.test',
+		SSL_verify_mode => 0, Timeout => 5);
+	ok($ok, 'ssl proxy_protocol: TLS after the PROXY header')
+		or diag($IO::Socket::SSL::SSL_ERROR);
+	if ($ok) {
+		my $r = tls_request($s, "GET / HTTP/1.1\r\nHost: a.test\r\n"
+			. "Connection: close\r\n\r\n", until_eof => 1);
+		like($r->{body}, qr/^pp\|192\.0\.2\.7\|192\.0\.2\.7\|TLSv1\.3\|/,
+			'ssl proxy_protocol: the client address from the header, over TLS');
+	}
+	close $s;
 }
 
 # ---- ALPN ---------------------------------------------------------------------------
