@@ -154,6 +154,57 @@ for my $case (
 		'HUP after the files are mended: the new certificate served');
 }
 
+# ---- config checks of -t ---------------------------------------------------------------------
+
+{
+	my $d = $t->dir;
+	my ($gc, $gk) = @{ $gen[2] };
+	my $srv = 'return = "200 x";';
+	for my $case (
+		[ 'an ssl address whose server has no certificates',
+		  qq(servers = ( { listen = "127.0.0.1:1 ssl"; $srv } );\n), 2,
+		  qr/certificates/ ],
+		[ 'one address with ssl and without',
+		  qq(tls = { certificates = ( { cert = "$gc"; key = "$gk"; } ); };\n)
+		  . qq|servers = ( { listen = "127.0.0.1:1 ssl"; $srv },\n|
+		  . qq|  { listen = "127.0.0.1:1"; server_name = "b"; $srv } );\n|, 4,
+		  qr/ssl/ ],
+		[ 'verify_client on without client_ca',
+		  qq(tls = { certificates = ( { cert = "$gc"; key = "$gk"; } );\n)
+		  . qq(  verify_client = "on"; };\n)
+		  . qq(servers = ( { listen = "127.0.0.1:1 ssl"; $srv } );\n), undef,
+		  qr/client_ca/ ],
+		[ 'an unknown protocol name',
+		  qq(tls = { certificates = ( { cert = "$gc"; key = "$gk"; } );\n)
+		  . qq(  protocols = [ "SSLv3" ]; };\n)
+		  . qq(servers = ( { listen = "127.0.0.1:1 ssl"; $srv } );\n), 3,
+		  qr/SSLv3/ ],
+		[ 'a bad cipher list',
+		  qq(tls = { certificates = ( { cert = "$gc"; key = "$gk"; } );\n)
+		  . qq(  ciphers = "NO-SUCH-CIPHER"; };\n)
+		  . qq(servers = ( { listen = "127.0.0.1:1 ssl"; $srv } );\n), 3,
+		  qr/cipher/ ],
+	) {
+		my ($what, $text, $line, $msg) = @$case;
+		my $f = $t->write_file('check.conf', "worker_processes = 1;\n$text");
+		my ($rc, undef, $err) = $t->run_cmd('-t', '-c', $f);
+		isnt($rc, 0, "-t, $what: fails");
+		my $at = defined $line ? $line : '\d+';
+		like($err, qr/\Q$f\E:$at: .*$msg/,
+			"-t, $what: file:line and the cause") or diag($err);
+	}
+	# relative names are taken from the configuration's directory
+	mkdir "$d/rel";
+	copy($gc, "$d/rel/r.crt") or die;
+	copy($gk, "$d/rel/r.key") or die;
+	my $f = $t->write_file('rel/rel.conf', "worker_processes = 1;\n"
+		. qq(tls = { certificates = ( { cert = "r.crt"; key = "r.key"; } ); };\n)
+		. qq(servers = ( { listen = "127.0.0.1:1 ssl"; $srv } );\n));
+	my ($rc, undef, $err) = $t->run_cmd('-t', '-c', $f);
+	is($rc, 0, '-t: certificate names relative to the configuration\'s directory')
+		or diag($err);
+}
+
 # ---- a key file readable only by root ---------------------------------------------------------
 
 SKIP: {
