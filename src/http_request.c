@@ -809,10 +809,15 @@ http_tls_handshake(struct pt_io *io)
 	int want_write, rc = pt_tls_handshake(c->ssl, &want_write);
 
 	if (rc == PT_AGAIN) {
-		if (want_write)
+		/* only the readiness OpenSSL waits for calls it again: an
+		 * EPOLLOUT edge after each flight would cost a read(2) */
+		if (want_write) {
 			io->writable = 0;
-		else
+			io->on_write = http_tls_handshake;
+		} else {
 			io->readable = 0;
+			io->on_write = http_noop;
+		}
 		return;
 	}
 	if (rc != PT_OK) {
@@ -867,7 +872,6 @@ http_tls_detect(struct pt_io *io)
 		return;
 	}
 	io->on_read = http_tls_handshake;
-	io->on_write = http_tls_handshake;
 	http_tls_handshake(io);
 }
 

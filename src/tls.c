@@ -599,6 +599,10 @@ tls_build_ctx(struct pt_conf *cf, struct pt_http_server *srv, unsigned index)
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
+	/* one read(2) takes what has arrived, not a record header and then
+	 * its body; readers go on until EAGAIN, so bytes read ahead are
+	 * never left behind an edge that will not come again */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	if (tls_set_versions(cf, tc, ctx) != PT_OK)
 		return PT_ERROR;
 	if (SSL_CTX_set_cipher_list(ctx, tc->ciphers) != 1) {
