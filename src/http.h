@@ -54,12 +54,15 @@ struct pt_conn {
 	const struct pt_sockaddr *client;
 	struct pt_sockaddr proxy_addr;
 	struct ssl_st *ssl; /* TLS session, NULL for plain TCP (sockio.h) */
+	/* the server SNI chose (its SSL_CTX), NULL before a handshake */
+	struct pt_http_server *tls_server;
 	unsigned proxy_wait : 1;     /* the PROXY header is still to come */
 	unsigned proxy_has_addr : 1; /* proxy_addr is set */
 	unsigned idle : 1;      /* on the worker's idle list */
 	unsigned keepalive : 1; /* between requests */
 	unsigned closing : 1;   /* closed: freed after this event batch */
 	unsigned lingering : 1; /* draining input before close */
+	unsigned plain_on_tls : 1; /* plain HTTP on a TLS address: 400 */
 };
 
 /* ---- virtual servers and locations ------------------------------------ */
@@ -106,8 +109,12 @@ struct pt_http_addr {
 	struct pt_http_server *default_server;
 	struct pt_http_name *names;
 	unsigned nnames;
+	struct pt_http_server **servers; /* every server listening here */
+	unsigned nservers;
 	unsigned proxy_protocol : 1; /* connections begin with a PROXY
 				      * protocol header */
+	unsigned ssl : 1;            /* connections begin with a TLS
+				      * handshake (listen flag "ssl") */
 };
 
 /* What a listener's ctx points to. */
@@ -115,6 +122,15 @@ struct pt_http_port {
 	struct pt_http_addr *addrs; /* several when a wildcard serves them */
 	unsigned naddrs;
 };
+
+/*
+ * The server of ha that serves host (lower-case, no port): exact name,
+ * then leading and trailing wildcards (longest first), then regexes in
+ * config order, else ha's default server. Never NULL. Used for Host and
+ * for SNI.
+ */
+struct pt_http_server *pt_http_find_server(const struct pt_http_addr *ha,
+					   struct pt_str host);
 
 /* ---- the core module's configuration ---------------------------------- */
 

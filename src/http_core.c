@@ -18,6 +18,7 @@
 #include "log.h"
 #include "pool.h"
 #include "regex.h"
+#include "tls.h"
 
 #include <errno.h>
 
@@ -481,6 +482,7 @@ struct core_addr {
 	int backlog; /* -1: not given */
 	int reuseport;
 	int proxy_protocol;
+	int ssl, plain; /* listened on with and without "ssl" */
 	const config_setting_t *node;
 	struct pt_http_port *port;
 };
@@ -492,7 +494,7 @@ struct core_build {
 };
 
 struct core_listen_opts {
-	int def, reuseport, backlog, proxy_protocol;
+	int def, reuseport, backlog, proxy_protocol, ssl;
 };
 
 static int
@@ -507,6 +509,7 @@ core_listen_flags(struct pt_conf *cf, const config_setting_t *node,
 	o->reuseport = 0;
 	o->backlog = -1;
 	o->proxy_protocol = 0;
+	o->ssl = 0;
 	snprintf(addr, alen, "%.*s", sp ? (int)(sp - spec) : (int)strlen(spec),
 		 spec);
 	while (sp != NULL) {
@@ -525,6 +528,8 @@ core_listen_flags(struct pt_conf *cf, const config_setting_t *node,
 			o->reuseport = 1;
 		} else if (strcmp(flag, "proxy_protocol") == 0) {
 			o->proxy_protocol = 1;
+		} else if (strcmp(flag, "ssl") == 0) {
+			o->ssl = 1;
 		} else if (strncmp(flag, "backlog=", 8) == 0) {
 			char *e;
 			long v = strtol(flag + 8, &e, 10);
@@ -538,7 +543,7 @@ core_listen_flags(struct pt_conf *cf, const config_setting_t *node,
 			pt_conf_error(cf, node,
 				      "\"listen\": unknown flag \"%s\" (known: "
 				      "default_server, reuseport, backlog=N, "
-				      "proxy_protocol)",
+				      "proxy_protocol, ssl)",
 				      flag);
 			return PT_ERROR;
 		}
@@ -645,6 +650,19 @@ core_collect_listen(struct pt_conf *cf, struct core_build *b,
 		 * may give it, as nginx's proxy_protocol */
 		if (o.proxy_protocol)
 			ca->proxy_protocol = 1;
+		/* one socket speaks one protocol: every server on it must
+		 * agree on TLS (the first byte would not tell a server) */
+		if (o.ssl)
+			ca->ssl = 1;
+		else
+			ca->plain = 1;
+		if (ca->ssl && ca->plain) {
+			pt_conf_error(cf, node,
+				      "\"listen\": %s: listened on both with "
+				      "and without \"ssl\"",
+				      text);
+			return PT_ERROR;
+		}
 		ca->node = node;
 	}
 	return PT_OK;
@@ -754,6 +772,9 @@ core_build_names(struct pt_conf *cf, struct core_addr *ca,
 
 	ha->addr = ca->addr;
 	ha->proxy_protocol = ca->proxy_protocol ? 1 : 0;
+	ha->ssl = ca->ssl ? 1 : 0;
+	ha->servers = ca->servers;
+	ha->nservers = ca->nservers;
 	ha->default_server = ca->default_server ? ca->default_server
 						: ca->servers[0];
 	for (unsigned i = 0; i < ca->nservers; i++) {
@@ -980,8 +1001,8 @@ const struct pt_module pt_http_core_module = {
 
 /* ---- request-time lookups ---------------------------------------------- */
 
-static struct pt_http_server *
-core_find_server(const struct pt_http_addr *ha, struct pt_str host)
+struct pt_http_server *
+pt_http_find_server(const struct pt_http_addr *ha, struct pt_str host)
 {
 	for (unsigned i = 0; i < ha->nnames; i++) {
 		const struct pt_http_name *n = &ha->names[i];
@@ -1014,12 +1035,24 @@ core_find_server(const struct pt_http_addr *ha, struct pt_str host)
 static int
 core_select_server_phase(struct pt_http_request *r)
 {
-	struct pt_http_server *srv =
-		core_find_server(r->conn->addr, r->h.host);
+	struct pt_conn *c = r->conn;
+	struct pt_http_server *srv;
 
+	/* without Host, a TLS request belongs to the server SNI chose */
+	if (r->h.host.len == 0 && c->tls_server != NULL)
+		srv = c->tls_server;
+	else
+		srv = pt_http_find_server(c->addr, r->h.host);
 	r->server = srv;
 	r->srv_conf = srv->srv_conf;
 	r->loc_conf = srv->loc_conf;
+	if (c->ssl != NULL && pt_tls_check_server(c, srv) != PT_OK) {
+		pt_http_log(r, PT_LOG_INFO, 0,
+			    "Host \"%.*s\" names a server that verifies "
+			    "clients unlike the one SNI chose",
+			    (int)PT_MIN(r->h.host.len, 256), r->h.host.data);
+		return 421;
+	}
 	return PT_OK;
 }
 

@@ -42,9 +42,11 @@
 #include "ptime.h"
 #include "sockio.h"
 #include "stats.h"
+#include "tls.h"
 #include "worker.h"
 
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -63,6 +65,8 @@
 
 static void http_read_head(struct pt_io *io);
 static void http_read_proxy(struct pt_io *io);
+static void http_tls_detect(struct pt_io *io);
+static void http_read_proxy_peek(struct pt_io *io);
 static void http_request_read(struct pt_io *io);
 static void http_request_write(struct pt_io *io);
 static void http_request_done(struct pt_http_request *r);
@@ -257,6 +261,11 @@ http_timeout(struct pt_timer *t)
 		http_close(c);
 		return;
 	}
+	if (c->ssl != NULL && r == NULL && !SSL_is_init_finished(c->ssl)) {
+		pt_conn_log(c, PT_LOG_INFO, 0, "TLS handshake timed out");
+		http_close(c);
+		return;
+	}
 	if (r != NULL) {
 		pt_http_log(r, PT_LOG_INFO, 0,
 			    r->pending ? "client timed out reading the response"
@@ -303,7 +312,11 @@ pt_http_init_conn(struct pt_conn *c)
 	c->client = &c->peer;
 	http_set_addr(c);
 	c->proxy_wait = c->addr->proxy_protocol;
-	c->io.on_read = c->proxy_wait ? http_read_proxy : http_read_head;
+	if (c->proxy_wait)
+		c->io.on_read = c->addr->ssl ? http_read_proxy_peek
+					     : http_read_proxy;
+	else
+		c->io.on_read = c->addr->ssl ? http_tls_detect : http_read_head;
 	c->io.on_write = http_noop;
 	c->timer.fn = http_timeout;
 	pt_timer_add(&c->w->loop, &c->timer,
@@ -401,7 +414,10 @@ http_lingering_close(struct pt_conn *c)
 	 * which can destroy the response in the client's buffer. So the
 	 * input is always read to its end first.
 	 */
-	if (shutdown(c->io.fd, SHUT_WR) < 0) {
+	if (c->ssl != NULL) {
+		/* close_notify, then FIN */
+		pt_sock_shutdown_write(c->io.fd, c->ssl);
+	} else if (shutdown(c->io.fd, SHUT_WR) < 0) {
 		http_close(c);
 		return;
 	}
@@ -538,6 +554,39 @@ http_options_asterisk(struct pt_http_request *r)
 							  : PT_DONE);
 }
 
+/*
+ * A plain HTTP request on a TLS address (as nginx's 497, but a 400 that
+ * any client understands): the answer says why, and the connection
+ * closes, since nothing on it will ever be TLS.
+ */
+static void
+http_plain_on_tls(struct pt_http_request *r)
+{
+	static const char page[] =
+		"<html>\r\n<head><title>400 The plain HTTP request was sent "
+		"to HTTPS port</title></head>\r\n<body>\r\n<center><h1>400 "
+		"Bad Request</h1></center>\r\n<center>The plain HTTP request "
+		"was sent to HTTPS port</center>\r\n</body>\r\n</html>\r\n";
+	struct pt_chain *cl;
+
+	pt_http_log(r, PT_LOG_INFO, 0,
+		    "client sent a plain HTTP request to a TLS port");
+	r->keepalive = 0;
+	r->error_page = 1;
+	r->out.status = 400;
+	r->out.content_type.data = "text/html";
+	r->out.content_type.len = 9;
+	r->out.content_length = sizeof(page) - 1;
+	if (pt_http_send_header(r) != PT_OK ||
+	    (cl = pt_chain_mem(r->pool, page, sizeof(page) - 1)) == NULL) {
+		pt_http_finalize(r, PT_ERROR);
+		return;
+	}
+	cl->buf->last_buf = 1;
+	pt_http_finalize(r, pt_http_output(r, cl) == PT_ERROR ? PT_ERROR
+							  : PT_DONE);
+}
+
 static void
 http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 {
@@ -568,6 +617,10 @@ http_process_head(struct pt_conn *c, const struct pt_http_scan *scan)
 	rc = pt_http_parse_head(head, hlen, &r->h, hdrs, scan->lines + 1);
 	/* even a refused HEAD gets no body (RFC 9110 9.3.2) */
 	r->header_only = (r->h.method_id & PT_HTTP_HEAD) != 0;
+	if (c->plain_on_tls) {
+		http_plain_on_tls(r);
+		return;
+	}
 	if (rc == PT_OK)
 		rc = pt_http_check_framing(&r->h);
 	if (rc == PT_OK)
@@ -713,8 +766,9 @@ http_read_head(struct pt_io *io)
 		c->buf_last += (uint32_t)n;
 		/* a short read drained the socket, and new bytes bring a new
 		 * edge; but a FIN that came with these bytes brings none, so
-		 * after a hang-up the flag stays and the next read sees EOF */
-		if ((size_t)n < room && !io->hup)
+		 * after a hang-up the flag stays and the next read sees EOF.
+		 * A TLS read returns one record: more may wait, read on. */
+		if ((size_t)n < room && !io->hup && c->ssl == NULL)
 			io->readable = 0;
 		if (c->keepalive) {
 			if (http_empty_lines(c)) {
@@ -738,6 +792,83 @@ http_read_head(struct pt_io *io)
 		if (!io->readable)
 			return;
 	}
+}
+
+/* ---- the TLS handshake -------------------------------------------------------- */
+
+/*
+ * One step of the handshake, for either readiness. Done: the request
+ * head is read as on a plain connection (bytes may already wait inside
+ * the session, so it is read at once). client_header_timeout, set at
+ * accept, bounds the whole handshake.
+ */
+static void
+http_tls_handshake(struct pt_io *io)
+{
+	struct pt_conn *c = (struct pt_conn *)io;
+	int want_write, rc = pt_tls_handshake(c->ssl, &want_write);
+
+	if (rc == PT_AGAIN) {
+		if (want_write)
+			io->writable = 0;
+		else
+			io->readable = 0;
+		return;
+	}
+	if (rc != PT_OK) {
+		pt_conn_log(c, PT_LOG_INFO, 0, "TLS handshake failed: %s",
+			    pt_tls_last_error());
+		http_close(c);
+		return;
+	}
+	io->on_read = http_read_head;
+	io->on_write = http_noop;
+	pt_timer_add(&c->w->loop, &c->timer,
+		     http_default_srv(c)->client_header_timeout);
+	http_read_head(io);
+}
+
+/*
+ * The first byte of a connection on a TLS address, peeked: a TLS record
+ * of type handshake (22) starts a session; anything else is taken for
+ * plain HTTP, read as such and answered with a 400. A connection closed
+ * before any byte (a health check) is closed quietly.
+ */
+static void
+http_tls_detect(struct pt_io *io)
+{
+	struct pt_conn *c = (struct pt_conn *)io;
+	unsigned char ch;
+	ssize_t n;
+
+	do
+		n = recv(io->fd, &ch, 1, MSG_PEEK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN) {
+		io->readable = 0;
+		return;
+	}
+	if (n <= 0) {
+		if (n < 0)
+			pt_conn_log(c, PT_LOG_INFO, errno,
+				    "reading the TLS handshake failed");
+		http_close(c);
+		return;
+	}
+	if (ch != 0x16) {
+		c->plain_on_tls = 1;
+		io->on_read = http_read_head;
+		http_read_head(io);
+		return;
+	}
+	c->ssl = pt_tls_new(c);
+	if (c->ssl == NULL) {
+		http_close(c);
+		return;
+	}
+	io->on_read = http_tls_handshake;
+	io->on_write = http_tls_handshake;
+	http_tls_handshake(io);
 }
 
 /* ---- the PROXY protocol ------------------------------------------------------ */
@@ -840,6 +971,90 @@ http_read_proxy(struct pt_io *io)
 		/* as in http_read_head: a short read drained the socket */
 		if ((size_t)n < room && !io->hup)
 			io->readable = 0;
+	}
+}
+
+/* Take the n bytes of a PROXY header peeked at; PT_OK or PT_ERROR. */
+static int
+http_proxy_consume(struct pt_conn *c, size_t n)
+{
+	ssize_t got;
+
+	do
+		got = recv(c->io.fd, c->buf, n, 0);
+	while (got < 0 && errno == EINTR);
+	return got == (ssize_t)n ? PT_OK : PT_ERROR;
+}
+
+/*
+ * On a TLS address the PROXY header is peeked at, not read: what follows
+ * it is the handshake, which OpenSSL reads from the socket itself. Each
+ * readiness peeks from the start again (the header is short); once it is
+ * whole, exactly its bytes are taken and the TLS detection follows.
+ */
+static void
+http_read_proxy_peek(struct pt_io *io)
+{
+	struct pt_conn *c = (struct pt_conn *)io;
+	size_t head_max = (size_t)http_default_srv(c)->large_header_buffer * 4;
+
+	for (;;) {
+		ssize_t n;
+		int rc = PT_OK;
+
+		if (c->buf == NULL || c->buf_last == c->buf_size)
+			rc = http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
+		if (rc != PT_OK) {
+			pt_conn_log(c, PT_LOG_INFO, 0,
+				    "closing: PROXY protocol header too long");
+			http_close(c);
+			return;
+		}
+		n = recv(io->fd, c->buf, c->buf_size, MSG_PEEK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			io->readable = 0;
+			return;
+		}
+		if (n <= 0) {
+			if (n < 0 || c->buf_last > 0)
+				pt_conn_log(c, PT_LOG_INFO, n < 0 ? errno : 0,
+					    "closing: connection closed or "
+					    "failed within the PROXY protocol "
+					    "header");
+			http_close(c);
+			return;
+		}
+		c->buf_pos = 0;
+		c->buf_last = (uint32_t)n;
+		rc = http_proxy_header(c);
+		if (rc == PT_OK) {
+			if (http_proxy_consume(c, c->buf_pos) != PT_OK) {
+				pt_conn_log(c, PT_LOG_INFO, errno,
+					    "closing: reading the PROXY "
+					    "protocol header failed");
+				http_close(c);
+				return;
+			}
+			http_buf_free(c);
+			io->on_read = http_tls_detect;
+			http_tls_detect(io);
+			return;
+		}
+		if (rc == PT_ERROR || io->hup) {
+			if (rc != PT_ERROR)
+				pt_conn_log(c, PT_LOG_INFO, 0,
+					    "closing: connection closed "
+					    "within the PROXY protocol header");
+			http_close(c);
+			return;
+		}
+		if ((size_t)n < c->buf_size) {
+			/* all there is was seen: wait for more */
+			io->readable = 0;
+			return;
+		}
 	}
 }
 

@@ -149,10 +149,9 @@ var_server_port(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
 static int
 var_scheme(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
 {
-	(void)r;
 	(void)a;
-	v->data = "http";
-	v->len = 4;
+	v->data = r->conn->ssl != NULL ? "https" : "http";
+	v->len = r->conn->ssl != NULL ? 5 : 4;
 	return PT_OK;
 }
 

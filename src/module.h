@@ -162,7 +162,10 @@ unsigned pt_modules_count(void);
 extern const struct pt_module pt_core_module;
 extern const struct pt_module pt_http_core_module;
 extern const struct pt_module pt_http_log_module;
-#define PT_CORE_MODULES \
-	&pt_core_module, &pt_http_core_module, &pt_http_log_module,
+extern const struct pt_module pt_tls_module;
+/* http_core is 1 (PT_HTTP_CORE_INDEX), tls 2 (PT_TLS_INDEX) */
+#define PT_CORE_MODULES                                         \
+	&pt_core_module, &pt_http_core_module, &pt_tls_module, \
+		&pt_http_log_module,
 
 #endif

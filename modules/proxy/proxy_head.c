@@ -271,8 +271,13 @@ head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 			head_put(w, ip, iplen);
 			HEAD_LIT(w, "\r\n");
 		}
-		if (w != NULL && !HEAD_SET_HAS(lc, PROXY_SET_XFP))
-			HEAD_LIT(w, "X-Forwarded-Proto: http\r\n");
+		if (w != NULL && !HEAD_SET_HAS(lc, PROXY_SET_XFP)) {
+			/* $scheme */
+			if (r->conn->ssl != NULL)
+				HEAD_LIT(w, "X-Forwarded-Proto: https\r\n");
+			else
+				HEAD_LIT(w, "X-Forwarded-Proto: http\r\n");
+		}
 		if (w != NULL && host.len && !HEAD_SET_HAS(lc, PROXY_SET_XFH))
 			head_field(w, "X-Forwarded-Host", 16, host);
 	}
@@ -294,7 +299,10 @@ head_forwarding(struct pt_http_request *r, const struct proxy_loc_conf *lc,
 			head_put(w, ip, iplen);
 			if (v6)
 				HEAD_LIT(w, "]\"");
-			HEAD_LIT(w, ";proto=http");
+			if (r->conn->ssl != NULL)
+				HEAD_LIT(w, ";proto=https");
+			else
+				HEAD_LIT(w, ";proto=http");
 			if (host.len) {
 				HEAD_LIT(w, ";host=\"");
 				head_put(w, host.data, host.len);
