@@ -529,7 +529,9 @@ tk_lock(struct pt_shm_zone *z, int64_t now)
 /*
  * The key for a ticket, copied into out: to encrypt (enc), the newest,
  * its name written to name; to decrypt, the one called name. 1: found
- * (the newest), 2: found, an older one (renew the ticket), 0: none.
+ * (the newest), 2: found, renew the ticket, 0: none. TLS 1.3 always
+ * renews: its clients use a ticket once (RFC 8446 appendix C.4) and
+ * OpenSSL sends a resumed session new tickets only when told to renew.
  */
 static int
 tk_select(SSL *ssl, unsigned char *name, struct tk_key *out, int enc)
@@ -561,7 +563,10 @@ tk_select(SSL *ssl, unsigned char *name, struct tk_key *out, int enc)
 			    memcmp(k->name, name, sizeof(k->name)) != 0)
 				continue;
 			*out = *k;
-			rc = i == root->newest ? 1 : 2;
+			rc = i == root->newest &&
+					     SSL_version(ssl) < TLS1_3_VERSION
+				     ? 1
+				     : 2;
 			break;
 		}
 	}

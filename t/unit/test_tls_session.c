@@ -224,6 +224,17 @@ cycle_of(SSL_CTX *ctx)
 	return tls_sess_of(ctx)->cy;
 }
 
+static int
+same_ticket(SSL_SESSION *a, SSL_SESSION *b)
+{
+	const unsigned char *ta, *tb;
+	size_t la, lb;
+
+	SSL_SESSION_get0_ticket(a, &ta, &la);
+	SSL_SESSION_get0_ticket(b, &tb, &lb);
+	return la > 0 && la == lb && memcmp(ta, tb, la) == 0;
+}
+
 /* ---- resumption across workers ----------------------------------------- */
 
 START_TEST(test_tls12_session_ids)
@@ -259,6 +270,30 @@ START_TEST(test_tickets)
 	ck_assert_ptr_null(cycle_of(a)->cache);
 	ck_assert_int_eq(resumes_across(a, b, TLS1_3_VERSION), 1);
 	ck_assert_int_eq(resumes_across(b, a, TLS1_2_VERSION), 1);
+}
+END_TEST
+
+/* TLS 1.3 clients use a ticket once: a resumed session gets new ones,
+ * and a chain of resumptions goes on. */
+START_TEST(test_tls13_ticket_chain)
+{
+	SSL_CTX *a = server(&t_cf, 0, 1, 5 * MIN_MS, "srv1");
+	SSL_CTX *b = server(&t_cf, 0, 1, 5 * MIN_MS, "srv1");
+	SSL_CTX *cctx = client(TLS1_3_VERSION);
+	SSL_SESSION *prev, *next;
+	int reused;
+
+	open_zones(&t_cycle, NULL);
+	prev = handshake(a, cctx, NULL, &reused);
+	for (unsigned i = 0; i < 4; i++) {
+		next = handshake(i % 2 ? a : b, cctx, prev, &reused);
+		ck_assert_int_eq(reused, 1);
+		ck_assert(!same_ticket(prev, next));
+		SSL_SESSION_free(prev);
+		prev = next;
+	}
+	SSL_SESSION_free(prev);
+	SSL_CTX_free(cctx);
 }
 END_TEST
 
@@ -384,17 +419,6 @@ START_TEST(test_expiry)
 END_TEST
 
 /* ---- ticket keys -------------------------------------------------------- */
-
-static int
-same_ticket(SSL_SESSION *a, SSL_SESSION *b)
-{
-	const unsigned char *ta, *tb;
-	size_t la, lb;
-
-	SSL_SESSION_get0_ticket(a, &ta, &la);
-	SSL_SESSION_get0_ticket(b, &tb, &lb);
-	return la > 0 && la == lb && memcmp(ta, tb, la) == 0;
-}
 
 START_TEST(test_ticket_rotation)
 {
@@ -693,6 +717,7 @@ main(void)
 	tcase_add_test(tc, test_tls12_session_ids);
 	tcase_add_test(tc, test_tls13_stateful);
 	tcase_add_test(tc, test_tickets);
+	tcase_add_test(tc, test_tls13_ticket_chain);
 	tcase_add_test(tc, test_cache_and_tickets);
 	tcase_add_test(tc, test_sid_ctx_isolates);
 	tcase_add_test(tc, test_eviction);
