@@ -1,26 +1,40 @@
 /*
- * tls_session.h: TLS session resumption shared by the workers: a session
- * cache and ticket keys in shared memory (owned by the tlssess branch;
- * this header fixes the interface tls.c calls).
+ * tls_session.h: TLS session resumption shared by all workers.
+ *
+ * Two shared memory zones, declared when the first server needs them and
+ * carried over by a reload (same name and size): "tls_session_cache"
+ * holds serialized sessions by session id (TLS 1.2 session ids and the
+ * stateful tickets of TLS 1.3 when tickets are off), "tls_ticket_keys"
+ * holds the keys that encrypt session tickets, rotated lazily. Every
+ * worker sees both, so a session made with one worker resumes on any
+ * other, and across a HUP.
  */
 #ifndef PT_TLS_SESSION_H
 #define PT_TLS_SESSION_H
 
 #include "core.h"
 
+#include <openssl/ssl.h>
+
 struct pt_conf;
-struct ssl_ctx_st;
 
 /*
- * Set up resumption on ctx, a server's SSL_CTX, at config load:
- * cache_size bytes of shared session cache (0: no cache), tickets (0/1),
- * timeout_ms the lifetime of a session (and the ticket lifetime hint),
- * sid_ctx[0..sid_ctx_len) the session id context that keeps a session to
- * its server block (at most 32 bytes). Declares the shm zones it needs.
- * PT_OK, or PT_ERROR after reporting through cf.
+ * Attach the shared session cache and/or the shared ticket keys to ctx.
+ * cache_size: bytes of the shm cache (0: no session cache); tickets: 1 to
+ * issue and accept tickets; timeout_ms: session lifetime and ticket
+ * lifetime hint; sid_ctx: this server block's session id context (any
+ * length; longer than 32 bytes it is hashed).
+ * Declares the zones on first use in the cycle being configured (cf):
+ * the cache zone is sized by the largest cache_size given in the cycle
+ * (at least PT_SHM_MIN_SIZE); the ticket keys rotate after the largest
+ * timeout_ms of the cycle's servers with tickets, clamped to [1 min, 1 h],
+ * and are kept as long as a ticket they encrypted may live.
+ * Call it in the master, at config load, before the zones are opened;
+ * ctx must live as long as the cycle. PT_OK or PT_ERROR (reported with
+ * pt_conf_error).
  */
-int pt_tls_sessions_setup(struct pt_conf *cf, struct ssl_ctx_st *ctx,
-			  size_t cache_size, int tickets, int64_t timeout_ms,
+int pt_tls_sessions_setup(struct pt_conf *cf, SSL_CTX *ctx, size_t cache_size,
+			  int tickets, int64_t timeout_ms,
 			  const unsigned char *sid_ctx, size_t sid_ctx_len);
 
 #endif

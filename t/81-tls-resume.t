@@ -1,0 +1,152 @@
+#!/usr/bin/perl
+# TLS session resumption across workers (shared session cache and ticket
+# keys in shared memory). Four workers (reuseport: the kernel spreads
+# the connections); for each way to resume — the
+# session cache alone (session_tickets = false: TLS 1.2 session ids and
+# TLS 1.3 stateful tickets), tickets alone (session_cache = "off") and
+# both (the default) — and for TLS 1.3 and 1.2, one TCP connection is
+# opened to each worker (its owner found from /proc), a full handshake is
+# made with one of them and every other one resumes that session:
+# IO::Socket::SSL says so and the server's $ssl_session_reused is "r".
+# Then a HUP: the new workers resume the sessions made with the old ones
+# (the zones, with the sessions and the keys, are carried over).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use PortierTest;
+use PortierHTTP;
+use PortierTLS;
+use IO::Socket::SSL;
+use Test::More;
+
+my $WORKERS = 4;
+my $t = PortierTest->new;
+my $pki = PortierTLS->new($t->dir . '/pki');
+my ($crt, $key) = $pki->server('ec', 'both.test', 'cache.test', 'tickets.test');
+
+my $RET = '$ssl_session_reused $ssl_protocol';
+$t->config(<<"EOF")->run(workers => $WORKERS);
+worker_processes = $WORKERS;
+tls = { certificates = ( { cert = "$crt"; key = "$key"; } ); };
+servers = (
+  { listen = "127.0.0.1:%%PORT_0%% ssl reuseport"; server_name = "both.test";
+    locations = ( { path = "/"; return = "200 both $RET"; } ); },
+  { listen = "127.0.0.1:%%PORT_1%% ssl reuseport"; server_name = "cache.test";
+    tls = { session_tickets = false; };
+    locations = ( { path = "/"; return = "200 cache $RET"; } ); },
+  { listen = "127.0.0.1:%%PORT_2%% ssl reuseport"; server_name = "tickets.test";
+    tls = { session_cache = "off"; };
+    locations = ( { path = "/"; return = "200 tickets $RET"; } ); }
+);
+EOF
+
+my %MODES = (both => 0, cache => 1, tickets => 2); # name => port index
+my %VERSIONS = ('TLSv1.3' => 'TLSv1_3', 'TLSv1.2' => 'TLSv1_2');
+
+# One open TCP connection to port owned by each of @workers: { pid => socket }.
+sub conns_per_worker {
+	my ($port, @workers) = @_;
+	my (%by, @extra);
+	for (1 .. 400) {
+		last if keys %by == @workers;
+		my $s = PortierHTTP::connect_raw($t, port => $port);
+		my $owner;
+		PortierTest::wait_for(sub {
+			$owner = PortierHTTP::socket_owner($port, $s->sockport,
+				@workers) }, 2);
+		if (defined $owner && !$by{$owner}) {
+			$by{$owner} = $s;
+		} else {
+			push @extra, $s;
+		}
+	}
+	close $_ for @extra;
+	return \%by;
+}
+
+# A client context per mode and version, each with its session cache.
+my %ctx;
+sub client_ctx {
+	my ($mode, $version) = @_;
+	return $ctx{"$mode $version"} //= IO::Socket::SSL::SSL_Context->new(
+		SSL_version => $VERSIONS{$version},
+		SSL_ca_file => $pki->ca,
+		SSL_verify_mode => SSL_VERIFY_PEER,
+		SSL_session_cache_size => 4,
+	) || die "client context: $SSL_ERROR";
+}
+
+# TLS on the raw socket s, one request: (reused by the client's account,
+# the body: "MODE REUSED PROTOCOL"), or () when the handshake failed.
+sub resume_on {
+	my ($s, $mode, $version) = @_;
+	my $name = "$mode.test";
+	IO::Socket::SSL->start_SSL($s,
+		SSL_reuse_ctx => client_ctx($mode, $version),
+		SSL_hostname => $name,
+		SSL_verifycn_name => $name,
+		SSL_verifycn_scheme => 'http',
+		SSL_session_key => $mode,
+		Timeout => 5,
+	) or return ();
+	my $reused = $s->get_session_reused ? 1 : 0;
+	print $s "GET / HTTP/1.1\r\nHost: $name\r\nConnection: close\r\n\r\n";
+	my $resp = '';
+	while (1) {
+		my $n = sysread($s, $resp, 4096, length $resp);
+		last unless $n;
+	}
+	close $s;
+	my ($body) = $resp =~ /\r\n\r\n(.*)\z/s;
+	return ($reused, $body // '');
+}
+
+# Every worker of @workers resumes a session of $mode/$version; with
+# $fresh the first one makes it in a full handshake.
+sub check_workers {
+	my ($label, $fresh, @workers) = @_;
+	for my $mode (sort keys %MODES) {
+		for my $version (sort keys %VERSIONS) {
+			my $port = $t->port($MODES{$mode});
+			my $by = conns_per_worker($port, @workers);
+			is(scalar keys %$by, scalar @workers,
+				"$label $mode $version: a connection per worker");
+			my @order = sort { $a <=> $b } keys %$by;
+			if ($fresh) {
+				my $w = shift @order;
+				my ($reused, $body) =
+					resume_on($by->{$w}, $mode, $version);
+				is($body, "$mode . $version",
+					"$label $mode $version: full handshake "
+					. "with worker $w");
+			}
+			for my $w (@order) {
+				my ($reused, $body) =
+					resume_on($by->{$w}, $mode, $version);
+				ok($reused, "$label $mode $version: worker $w "
+					. "resumed (client)");
+				is($body, "$mode r $version",
+					"$label $mode $version: worker $w "
+					. "resumed (\$ssl_session_reused)");
+			}
+		}
+	}
+}
+
+my @old = $t->wait_workers($WORKERS);
+is(scalar @old, $WORKERS, "$WORKERS workers");
+check_workers('across workers:', 1, @old);
+
+# ---- a reload keeps the cache and the keys -------------------------------
+
+$t->signal('HUP');
+ok(PortierTest::wait_exit($_), "HUP: old worker $_ exits") for @old;
+my @new = $t->wait_workers($WORKERS);
+is(scalar @new, $WORKERS, "HUP: $WORKERS new workers");
+ok(!grep({ my $n = $_; grep { $_ == $n } @old } @new), 'HUP: all of them new');
+check_workers('after HUP:', 0, @new);
+
+ok(!$t->log_has(qr/\[(?:crit|alert|emerg)\]/), 'no critical errors logged');
+$t->stop;
+done_testing;
