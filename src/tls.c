@@ -544,6 +544,7 @@ tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 }
 
 static int tls_client_hello(SSL *ssl, int *alert, void *arg);
+static int tls_servername(SSL *ssl, int *alert, void *arg);
 
 static void
 tls_ctx_free(void *data)
@@ -622,6 +623,7 @@ tls_build_ctx(struct pt_conf *cf, struct pt_http_server *srv, unsigned index)
 		return PT_ERROR;
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
 	SSL_CTX_set_client_hello_cb(ctx, tls_client_hello, NULL);
+	SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername);
 	if (tls_sid_ctx(cf, index, sid, &sidlen) != PT_OK)
 		return PT_ERROR;
 	return pt_tls_sessions_setup(cf, ctx, (size_t)tc->session_cache,
@@ -739,6 +741,20 @@ tls_client_hello(SSL *ssl, int *alert, void *arg)
 		c->tls_server = srv;
 	}
 	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/*
+ * The server was chosen by tls_client_hello; acknowledging the name here
+ * is what makes OpenSSL keep it in the session, so that a resumed TLS 1.2
+ * session still reports it ($ssl_server_name).
+ */
+static int
+tls_servername(SSL *ssl, int *alert, void *arg)
+{
+	(void)ssl;
+	(void)alert;
+	(void)arg;
+	return SSL_TLSEXT_ERR_OK;
 }
 
 struct ssl_st *

@@ -371,7 +371,10 @@ for my $v ([ '-tls1', 'TLS 1.0' ], [ '-tls1_1', 'TLS 1.1' ]) {
 	my $log = '';
 	ok(PortierTest::wait_for(sub {
 		$log = $t->read_file('vars.log') // '';
-		$log =~ /^localhost(?:\|-?){5}\|http\|200$/m }),
+		# each worker writes its own lines: wait for all of them
+		$log =~ /^localhost(?:\|-?){5}\|http\|200$/m
+		    && $log =~ /\|r\|on\|https\|200$/m
+		    && $log =~ /\|421$/m }),
 		'access log written');
 	like($log, qr/^a\.test\|TLSv1\.3\|TLS_AES_\w+\|a\.test\|\.\|on\|https\|200$/m,
 		'access log: TLS 1.3 request with every variable');
