@@ -37,19 +37,19 @@ struct ptls_conf {
 
 #define TC(f) offsetof(struct ptls_conf, f)
 const struct pt_setting pt_upstream_tls_block[] = {
-	{ "verify", PT_T_FLAG, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(verify),
-	  NULL, NULL },
-	{ "ca", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(ca), NULL,
-	  NULL },
-	{ "server_name", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS,
-	  TC(server_name), NULL, NULL },
-	{ "cert", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(cert), NULL,
-	  NULL },
-	{ "key", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(key), NULL,
-	  NULL },
-	{ "protocols", PT_T_STRLIST, PT_SCOPE_UPSTREAM, PT_STORE_UPS,
-	  TC(protocols), NULL, NULL },
-	{ NULL, 0, 0, 0, 0, NULL, NULL },
+	{"verify", PT_T_FLAG, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(verify), NULL,
+	 NULL},
+	{"ca", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(ca), NULL,
+	 NULL},
+	{"server_name", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS,
+	 TC(server_name), NULL, NULL},
+	{"cert", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(cert), NULL,
+	 NULL},
+	{"key", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(key), NULL,
+	 NULL},
+	{"protocols", PT_T_STRLIST, PT_SCOPE_UPSTREAM, PT_STORE_UPS,
+	 TC(protocols), NULL, NULL},
+	{NULL, 0, 0, 0, 0, NULL, NULL},
 };
 #undef TC
 
@@ -57,10 +57,10 @@ static const struct {
 	const char *name;
 	int version;
 } ptls_versions[] = {
-	{ "TLSv1", TLS1_VERSION },
-	{ "TLSv1.1", TLS1_1_VERSION },
-	{ "TLSv1.2", TLS1_2_VERSION },
-	{ "TLSv1.3", TLS1_3_VERSION },
+	{"TLSv1", TLS1_VERSION},
+	{"TLSv1.1", TLS1_1_VERSION},
+	{"TLSv1.2", TLS1_2_VERSION},
+	{"TLSv1.3", TLS1_3_VERSION},
 };
 
 /* The reason of the last OpenSSL failure, and empty the queue. */
@@ -107,8 +107,8 @@ ptls_protocols(struct pt_conf *cf, const config_setting_t *node,
 {
 	unsigned want = 0;
 	int lo = -1, hi = -1;
-	static const long off[] = { SSL_OP_NO_TLSv1, SSL_OP_NO_TLSv1_1,
-				    SSL_OP_NO_TLSv1_2, SSL_OP_NO_TLSv1_3 };
+	static const long off[] = {SSL_OP_NO_TLSv1, SSL_OP_NO_TLSv1_1,
+				   SSL_OP_NO_TLSv1_2, SSL_OP_NO_TLSv1_3};
 
 	if (l->items == NULL) {
 		want = 1u << 2 | 1u << 3;
@@ -119,11 +119,12 @@ ptls_protocols(struct pt_conf *cf, const config_setting_t *node,
 			       strcmp(ptls_versions[k].name, l->items[i]) != 0)
 				k++;
 			if (k == PT_ARRAY_SIZE(ptls_versions)) {
-				pt_conf_error(cf, node,
-					      "tls: \"protocols\": unknown "
-					      "protocol \"%s\" (TLSv1, TLSv1.1, "
-					      "TLSv1.2, TLSv1.3)",
-					      l->items[i]);
+				pt_conf_error(
+					cf, node,
+					"tls: \"protocols\": unknown "
+					"protocol \"%s\" (TLSv1, TLSv1.1, "
+					"TLSv1.2, TLSv1.3)",
+					l->items[i]);
 				return PT_ERROR;
 			}
 			want |= 1u << k;
@@ -176,7 +177,8 @@ ptls_files(struct pt_conf *cf, const config_setting_t *node,
 		return PT_ERROR;
 	}
 	if ((c->cert == NULL) != (c->key == NULL)) {
-		pt_conf_error(cf, node, "tls: \"cert\" and \"key\" go together");
+		pt_conf_error(cf, node,
+			      "tls: \"cert\" and \"key\" go together");
 		return PT_ERROR;
 	}
 	if (c->cert == NULL)
@@ -223,12 +225,13 @@ ptls_ctx(struct pt_conf *cf, const config_setting_t *node,
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_options(ctx,
+			    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_verify(ctx, c->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
 			   NULL);
 	/* sessions are kept per peer by the callback, not in the ctx */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
-						    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_set_session_cache_mode(
+		ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, ptls_new_session);
 	if (ptls_protocols(cf, node, &c->protocols, ctx) != PT_OK ||
 	    ptls_files(cf, node, c, ctx) != PT_OK) {
@@ -264,7 +267,7 @@ struct proxy_tls *
 pt_proxy_tls_conf(struct pt_conf *cf, struct pt_upstream *u,
 		  const config_setting_t *node, const char *server_name)
 {
-	struct ptls_conf c = { PT_UNSET, NULL, NULL, NULL, NULL, { NULL, 0 } };
+	struct ptls_conf c = {PT_UNSET, NULL, NULL, NULL, NULL, {NULL, 0}};
 	struct proxy_tls *t;
 	char block[160];
 
@@ -290,8 +293,9 @@ pt_proxy_tls_conf(struct pt_conf *cf, struct pt_upstream *u,
 	t->verify = c.verify;
 	for (unsigned i = 0; i < u->npeers; i++) {
 		struct proxy_tls_peer *p = &t->peers[i];
-		p->name = server_name ? pt_pstrdup(cf->pool, server_name)
-				      : ptls_host(cf->pool, u->peers[i].address);
+		p->name = server_name
+				  ? pt_pstrdup(cf->pool, server_name)
+				  : ptls_host(cf->pool, u->peers[i].address);
 		if (p->name == NULL && c.verify) {
 			pt_conf_error(cf, node,
 				      "%s: server %s has no name to verify; "

@@ -41,8 +41,8 @@ t_make_server_ctx(void)
 	X509_gmtime_adj(X509_getm_notAfter(crt), 3600);
 	n = X509_get_subject_name(crt);
 	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-				   (const unsigned char *)"backend.test", -1, -1,
-				   0);
+				   (const unsigned char *)"backend.test", -1,
+				   -1, 0);
 	X509_set_issuer_name(crt, n);
 	X509_set_pubkey(crt, key);
 	ck_assert_int_gt(X509_sign(crt, key, EVP_sha256()), 0);
@@ -70,7 +70,7 @@ t_teardown(void)
 static void
 t_client(struct proxy_tls *t, struct proxy_tls_peer *peer, int verify)
 {
-	struct ptls_conf c = { verify, NULL, NULL, NULL, NULL, { NULL, 0 } };
+	struct ptls_conf c = {verify, NULL, NULL, NULL, NULL, {NULL, 0}};
 
 	memset(t, 0, sizeof(*t));
 	memset(peer, 0, sizeof(*peer));
@@ -94,9 +94,8 @@ t_connect(struct t_pair *p, struct proxy_tls *t)
 {
 	int cdone = 0, sdone = 0;
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-				    p->fd),
-			 0);
+	ck_assert_int_eq(
+		socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p->fd), 0);
 	p->client = pt_proxy_tls_new(t, 0, p->fd[0], 1);
 	p->server = SSL_new(t_server_ctx);
 	ck_assert_ptr_nonnull(p->client);
@@ -144,7 +143,8 @@ t_exchange(struct t_pair *p)
 	char buf[64];
 	ssize_t n;
 
-	ck_assert_int_eq(SSL_write(p->server, "HTTP/1.1 200 OK\r\n\r\n", 19), 19);
+	ck_assert_int_eq(SSL_write(p->server, "HTTP/1.1 200 OK\r\n\r\n", 19),
+			 19);
 	n = pt_sock_recv(p->fd[0], p->client, buf, sizeof(buf));
 	ck_assert_int_eq(n, 19);
 }
@@ -220,8 +220,9 @@ START_TEST(test_sessions_kept_and_resumed)
 	ck_assert_int_eq(SSL_session_reused(p.client), 0);
 	t_exchange(&p);
 	ck_assert_ptr_nonnull(peer.sess); /* the tickets came with it */
-	ck_assert_str_eq(SSL_get_servername(p.server, TLSEXT_NAMETYPE_host_name),
-			 "backend.test");
+	ck_assert_str_eq(
+		SSL_get_servername(p.server, TLSEXT_NAMETYPE_host_name),
+		"backend.test");
 	t_close(&p);
 
 	ck_assert_int_eq(t_connect(&p, &t), PT_OK);
