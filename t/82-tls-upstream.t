@@ -28,6 +28,8 @@ my @good = $pki->server('ec', 'backend.test', '127.0.0.1');
 my @noip = $pki->server('rsa', 'backend.test');
 my @rogue = $pki->server('ec', 'backend.test', '127.0.0.1', { rogue => 1 });
 my @client = $pki->client('portier-proxy');
+# read by the master before workers drop privileges (when run as root)
+chmod 0600, $client[1];
 
 sub tls_backend {
 	my ($name, $cert, %o) = @_;
@@ -38,6 +40,7 @@ sub tls_backend {
 }
 
 my $ok = tls_backend('ok', \@good);
+my $ux = tls_backend('ux', \@good, unix => $t->dir . '/tls.sock');
 my $sess = tls_backend('sess', \@good);
 my $ip = tls_backend('ip', \@good);
 my $noip = tls_backend('noip', \@noip);
@@ -60,6 +63,7 @@ local $ENV{SSL_CERT_FILE} = $CA;
 $t->config(<<"EOF")->run;
 upstreams = {
   ok = { servers = ( { address = "${\ $ok->addr}"; } ); $TLS };
+  ux = { servers = ( { address = "${\ $ux->addr}"; } ); $TLS };
   sess = { servers = ( { address = "${\ $sess->addr}"; } ); keepalive = 0; $TLS };
   ipdef = { servers = ( { address = "${\ $ip->addr}"; } ); tls = { ca = "$CA"; }; };
   rogue = { servers = ( { address = "${\ $rogue->addr}"; $P } ); $TLS };
@@ -88,6 +92,7 @@ servers = ( { listen = "127.0.0.1:%%PORT_0%%";
   locations = (
     { path = "/ok/"; proxy_pass = "ok"; },
     { path = "/sess/"; proxy_pass = "sess"; },
+    { path = "/ux/"; proxy_pass = "ux"; },
     { path = "/ipdef/"; proxy_pass = "ipdef"; },
     { path = "/rogue/"; proxy_pass = "rogue"; },
     { path = "/name/"; proxy_pass = "name"; },
@@ -129,6 +134,15 @@ sub get { my ($path, %o) = @_; return $t->get($path, timeout => 30, %o) }
 	cmp_ok($ok->connections, '<', 11,
 		'kept-alive TLS connections are reused (fewer connections than '
 		. 'requests: ' . $ok->connections . ')');
+}
+
+# ---- a unix socket: connected at once, then the handshake -----------------------
+{
+	my $r = get('/ux/');
+	is($r->{status}, 200, 'TLS over a unix socket: 200');
+	is($r->{body}, "ux\n", 'TLS over a unix socket: the body');
+	is(($ux->requests)[-1]{tls_sni}, 'backend.test',
+		'TLS over a unix socket: SNI is server_name');
 }
 
 # ---- large bodies ---------------------------------------------------------------------
@@ -256,6 +270,16 @@ sub get { my ($path, %o) = @_; return $t->get($path, timeout => 30, %o) }
 	ok($f && $f->{payload} eq $big, 'WebSocket: a 200000-byte frame echoed');
 	$f = $ws->close(1000);
 	is($f && $f->{opcode}, 8, 'WebSocket: closed cleanly');
+}
+
+# ---- a reload builds new contexts; requests go on ------------------------------------
+{
+	$t->signal('HUP');
+	ok($t->wait_log(qr/generation 2/), 'HUP: a new generation of workers');
+	my $r = get('/cert/');
+	is($r->{status}, 200, 'after HUP: client certificate, 200');
+	$r = get('/https/');
+	is($r->{status}, 200, 'after HUP: proxy_pass https, 200');
 }
 
 # ---- config errors -------------------------------------------------------------------------
