@@ -238,7 +238,12 @@ pt_upconn_get(struct proxy_main_conf *mc, struct pt_upstream *u, unsigned i,
 			return PT_OK;
 		/* the handshake starts at the writable event that adding
 		 * the socket reports */
-		return upconn_tls_start(uc);
+		if (upconn_tls_start(uc) == PT_AGAIN)
+			return PT_AGAIN;
+		upconn_free(uc);
+		*out = NULL;
+		errno = ENOMEM;
+		return PT_ERROR;
 	}
 	if (errno != EINPROGRESS) {
 		int err = errno;
