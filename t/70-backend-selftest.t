@@ -14,6 +14,8 @@ use IO::Socket::INET;
 use PortierTest;
 use PortierHTTP;
 use PortierBackend;
+use PortierTLS;
+use IO::Socket::SSL;
 use Test::More;
 use Time::HiRes qw(time);
 
@@ -427,6 +429,68 @@ sub curl {
 	is(scalar(grep { $_->{seq} == 2 } @q), $n, 'each reused once');
 	close $_ for @s;
 	$c->stop;
+}
+
+# ---- TLS ------------------------------------------------------------------------------------------------
+{
+	my $pki = PortierTLS->new($t->dir . '/pki');
+	my ($crt, $key) = $pki->server('ec', 'backend.test');
+	my @cli = $pki->client('alice');
+	my $tb = PortierBackend->new(name => 'tls', dir => $t->dir,
+		tls => { cert => $crt, key => $key });
+	is(substr($tb->url('/x'), 0, 8), 'https://', 'tls: url() says https');
+	my $cache = IO::Socket::SSL::Session_Cache->new(4);
+	my $tls_conn = sub {
+		my ($b, %o) = @_;
+		return IO::Socket::SSL->new(PeerAddr => '127.0.0.1',
+			PeerPort => $b->port, SSL_hostname => 'backend.test',
+			SSL_ca_file => $pki->ca, SSL_session_cache => $cache,
+			SSL_session_key => 'tls-' . $b->port, Timeout => 5, %o);
+	};
+	my $s = $tls_conn->($tb);
+	ok($s, 'tls: a verified handshake') or diag($SSL_ERROR);
+	write_all($s, req('GET', '/status/201')) if $s;
+	my $r = $s ? read_responses($s, 1) : {};
+	is($r->{responses}[0]{status}, 201, 'tls: a command answered');
+	write_all($s, req('POST', '/sha1', 'Content-Length: 100000')
+		. ('a' x 100000)) if $s;
+	$r = $s ? read_responses($s, 1) : {};
+	is($r->{responses}[0]{headers}{'x-body-sha1'}, sha1_hex('a' x 100000),
+		'tls: a body read intact, on the same connection');
+	close $s if $s;
+	my @q = $tb->requests;
+	is($q[0]{tls_sni}, 'backend.test', 'tls: the SNI name is logged');
+	is($q[0]{tls_client}, '', 'tls: no client certificate');
+	is($q[0]{tls_reused}, 0, 'tls: a full handshake first');
+	is($q[1]{conn}, $q[0]{conn}, 'tls: keep-alive');
+	$s = $tls_conn->($tb);
+	write_all($s, req('GET', '/')) if $s;
+	$r = $s ? read_responses($s, 1) : {};
+	is($r->{responses}[0]{body}, "tls\n", 'tls: second connection');
+	is(($tb->requests)[-1]{tls_reused}, 1, 'tls: its session was resumed');
+	close $s if $s;
+
+	my $mb = PortierBackend->new(name => 'mtls', dir => $t->dir,
+		tls => { cert => $crt, key => $key, ca => $pki->ca });
+	$s = $tls_conn->($mb);
+	my $got = $s ? (write_all($s, req('GET', '/')) && read_responses($s, 1))
+		: undef;
+	ok(!$got || !@{ $got->{responses} // [] },
+		'tls with ca: no client certificate, no answer');
+	$s = $tls_conn->($mb, SSL_cert_file => $cli[0], SSL_key_file => $cli[1]);
+	ok($s, 'tls with ca: a client certificate is taken');
+	write_all($s, req('GET', '/')) if $s;
+	$r = $s ? read_responses($s, 1) : {};
+	is($r->{responses}[0]{body}, "mtls\n", 'tls with ca: answered');
+	like(($mb->requests)[-1]{tls_client}, qr/CN\s*=\s*alice/,
+		'tls with ca: the client certificate subject is logged');
+	ok((grep { length $_->{error} } $mb->handshakes) >= 1,
+		'tls with ca: the failed handshake is logged');
+
+	my $bb = PortierBackend->new(name => 'brk', dir => $t->dir,
+		tls => { cert => $crt, key => $key }, tls_break => 'close');
+	ok(!$tls_conn->($bb), 'tls_break: the handshake fails');
+	$_->stop for $tb, $mb, $bb;
 }
 
 # ---- die ------------------------------------------------------------------------------------------------

@@ -13,11 +13,17 @@
  * the peer's shared state (check_up, checked), where every worker's
  * balancer reads it at its next pick; when a peer comes back, live_since
  * starts its slow start.
+ *
+ * To a TLS upstream the check is made over TLS with the upstream's
+ * SSL_CTX, the handshake driven by the helper's loop like the rest; a
+ * handshake that fails (a peer that does not speak TLS, a certificate
+ * that does not verify) is a failed check.
  */
 #include "core.h"
 #include "log.h"
 #include "proxy.h"
 #include "ptime.h"
+#include "sockio.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,11 +38,15 @@ struct health {
 	struct pt_loop *loop;
 	struct pt_upstream *u;
 	struct pt_upstream_peer *p;
+	struct proxy_tls *tls;   /* NULL: plain */
+	struct ssl_st *ssl;
 	char req[512];
 	size_t req_len, sent;
 	char buf[HEALTH_BUF];
 	size_t got;
 	unsigned running : 1;
+	unsigned connected : 1;
+	unsigned handshaking : 1;
 };
 
 static void health_start(struct pt_timer *t);
@@ -44,6 +54,10 @@ static void health_start(struct pt_timer *t);
 static void
 health_close(struct health *h)
 {
+	if (h->ssl != NULL) {
+		pt_tls_close(h->ssl);
+		h->ssl = NULL;
+	}
 	if (h->io.fd >= 0) {
 		pt_io_del(h->loop, &h->io);
 		close(h->io.fd);
@@ -121,17 +135,23 @@ health_status(const struct health *h, int *status)
 	return PT_OK;
 }
 
+static void health_write(struct pt_io *io);
+
 static void
 health_read(struct pt_io *io)
 {
 	struct health *h = (struct health *)io;
 	int status = 0, rc;
 
+	if (h->running && h->handshaking) {
+		health_write(io); /* the handshake waits for this event */
+		return;
+	}
 	if (!h->running || h->sent < h->req_len)
 		return;
 	for (;;) {
-		ssize_t n = recv(io->fd, h->buf + h->got, HEALTH_BUF - h->got,
-				 0);
+		ssize_t n = pt_sock_recv(io->fd, h->ssl, h->buf + h->got,
+					 HEALTH_BUF - h->got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
@@ -140,8 +160,9 @@ health_read(struct pt_io *io)
 		}
 		if (n <= 0) {
 			health_verdict(h, 0,
-				       n == 0 ? "closed without a status line"
-					      : strerror(errno));
+				       n == 0		 ? "closed without a status line"
+				       : errno == EPROTO ? pt_tls_last_error()
+							 : strerror(errno));
 			return;
 		}
 		h->got += (size_t)n;
@@ -164,24 +185,62 @@ health_read(struct pt_io *io)
 	}
 }
 
+/* Connected (and, to a TLS upstream, the handshake done): PT_OK; else
+ * PT_AGAIN, or PT_ERROR once the verdict is given. */
+static int
+health_connect(struct health *h)
+{
+	int err = 0, want_write, rc;
+	socklen_t len = sizeof(err);
+
+	if (!h->connected) {
+		if (getsockopt(h->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
+		    err != 0) {
+			health_verdict(h, 0, strerror(err ? err : errno));
+			return PT_ERROR;
+		}
+		h->connected = 1;
+		if (h->tls != NULL) {
+			unsigned i = (unsigned)(h->p - h->u->peers);
+			h->ssl = pt_proxy_tls_new(h->tls, i, h->io.fd, 0);
+			if (h->ssl == NULL) {
+				health_verdict(h, 0, "TLS setup failed");
+				return PT_ERROR;
+			}
+			h->handshaking = 1;
+		}
+	}
+	if (!h->handshaking)
+		return PT_OK;
+	rc = pt_tls_handshake(h->ssl, &want_write);
+	if (rc == PT_AGAIN) {
+		if (want_write)
+			h->io.writable = 0;
+		else
+			h->io.readable = 0;
+		return PT_AGAIN;
+	}
+	if (rc == PT_ERROR) {
+		unsigned i = (unsigned)(h->p - h->u->peers);
+		health_verdict(h, 0, pt_proxy_tls_failed(h->tls, i, h->ssl));
+		return PT_ERROR;
+	}
+	h->handshaking = 0;
+	return PT_OK;
+}
+
 static void
 health_write(struct pt_io *io)
 {
 	struct health *h = (struct health *)io;
-	int err = 0;
-	socklen_t len = sizeof(err);
 
 	if (!h->running || h->sent == h->req_len)
 		return;
-	if (h->sent == 0 &&
-	    (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 ||
-	     err != 0)) {
-		health_verdict(h, 0, strerror(err ? err : errno));
+	if (health_connect(h) != PT_OK)
 		return;
-	}
 	while (h->sent < h->req_len) {
-		ssize_t n = send(io->fd, h->req + h->sent, h->req_len - h->sent,
-				 MSG_NOSIGNAL);
+		ssize_t n = pt_sock_send(io->fd, h->ssl, h->req + h->sent,
+					 h->req_len - h->sent);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
@@ -207,6 +266,7 @@ health_start(struct pt_timer *t)
 
 	pt_time_update();
 	h->got = h->sent = 0;
+	h->connected = h->handshaking = 0;
 	fd = socket(a->u.sa.sa_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -230,7 +290,7 @@ health_start(struct pt_timer *t)
 
 static int
 health_peer(struct pt_loop *loop, struct pt_upstream *u,
-	    struct pt_upstream_peer *p, unsigned i)
+	    struct proxy_tls *tls, struct pt_upstream_peer *p, unsigned i)
 {
 	struct health *h = calloc(1, sizeof(*h));
 	const char *host = p->addr.u.sa.sa_family == AF_UNIX ? "localhost"
@@ -243,6 +303,7 @@ health_peer(struct pt_loop *loop, struct pt_upstream *u,
 	h->loop = loop;
 	h->u = u;
 	h->p = p;
+	h->tls = tls;
 	n = snprintf(h->req, sizeof(h->req),
 		     "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
 		     "User-Agent: portier-health-check\r\n\r\n",
@@ -270,7 +331,8 @@ pt_proxy_health_init(struct proxy_main_conf *mc, struct pt_loop *loop)
 		if (u->hc == NULL)
 			continue;
 		for (unsigned k = 0; k < u->npeers; k++, n++)
-			if (health_peer(loop, u, &u->peers[k], n) != PT_OK)
+			if (health_peer(loop, u, mc->tls[i], &u->peers[k], n) !=
+			    PT_OK)
 				return PT_ERROR;
 	}
 	pt_log(PT_LOG_INFO, 0, "health checks: %u peers", n);

@@ -217,6 +217,9 @@ proxy_timeout(struct pt_timer *tm)
 	}
 	if (x->uc != NULL && x->uc->connecting)
 		proxy_error(x, PROXY_TIMEOUT, 504, 0, "connect timed out");
+	else if (x->uc != NULL && x->uc->handshaking)
+		proxy_error(x, PROXY_TIMEOUT, 504, 0,
+			    "TLS handshake timed out");
 	else if (!x->request_sent)
 		proxy_error(x, PROXY_TIMEOUT, 504, 0,
 			    "timed out sending the request");
@@ -236,6 +239,25 @@ proxy_timeout(struct pt_timer *tm)
 
 /* ---- events ----------------------------------------------------------------- */
 
+/* An event while the connection is set up (connect, TLS handshake):
+ * PT_OK once it is ready (the time is recorded), else handled. */
+static int
+proxy_setup(struct proxy_ctx *x)
+{
+	struct pt_upconn *uc = x->uc;
+	struct proxy_try *t = proxy_cur_try(x);
+	const char *why;
+	int rc = pt_upconn_setup(uc, &why);
+
+	if (rc == PT_ERROR) {
+		proxy_error(x, PROXY_ERR, 502, errno, why);
+		return PT_ERROR;
+	}
+	if (rc == PT_OK && t != NULL)
+		t->connect_ms = pt_now.mono_ms - x->try_start;
+	return rc;
+}
+
 static void
 proxy_upstream_write(struct pt_io *io)
 {
@@ -248,15 +270,8 @@ proxy_upstream_write(struct pt_io *io)
 		pt_proxy_body_pump(x);
 		return;
 	}
-	if (uc->connecting) {
-		struct proxy_try *t = proxy_cur_try(x);
-		if (pt_upconn_connected(uc) != PT_OK) {
-			proxy_error(x, PROXY_ERR, 502, errno, "connect() failed");
-			return;
-		}
-		if (t != NULL)
-			t->connect_ms = pt_now.mono_ms - x->try_start;
-	}
+	if ((uc->connecting || uc->handshaking) && proxy_setup(x) != PT_OK)
+		return;
 	if (!x->request_sent)
 		proxy_send(x);
 }
@@ -269,6 +284,11 @@ proxy_upstream_read(struct pt_io *io)
 
 	if (x == NULL || uc->connecting)
 		return;
+	if (uc->handshaking) {
+		if (proxy_setup(x) == PT_OK && !x->request_sent)
+			proxy_send(x);
+		return;
+	}
 	if (x->tunnel || x->head_done)
 		pt_proxy_body_pump(x);
 	else
@@ -293,7 +313,7 @@ proxy_client_read(struct pt_http_request *r)
 		return;
 	}
 	if (!x->body_read_all && x->uc != NULL && !x->uc->connecting &&
-	    !x->request_sent) {
+	    !x->uc->handshaking && !x->request_sent) {
 		proxy_send(x);
 		return;
 	}
@@ -1151,7 +1171,7 @@ proxy_create_loc(struct pt_conf *cf)
 	return lc;
 }
 
-/* proxy_pass: an upstream's name, or "http://host:port". */
+/* proxy_pass: an upstream's name, or "http(s)://host:port". */
 static int
 proxy_resolve_pass(struct pt_conf *cf, struct proxy_loc_conf *lc)
 {
@@ -1160,17 +1180,10 @@ proxy_resolve_pass(struct pt_conf *cf, struct proxy_loc_conf *lc)
 
 	if (p == NULL || lc->upstream != NULL)
 		return PT_OK;
-	if (strncmp(p, "http://", 7) == 0) {
+	if (strncmp(p, "http://", 7) == 0 || strncmp(p, "https://", 8) == 0) {
 		lc->upstream = pt_proxy_upstream_implicit(cf, mc, p,
 							  lc->pass_node);
 		return lc->upstream ? PT_OK : PT_ERROR;
-	}
-	if (strncmp(p, "https://", 8) == 0) {
-		pt_conf_error(cf, lc->pass_node,
-			      "\"proxy_pass\": \"%s\": TLS to backends is "
-			      "not supported yet",
-			      p);
-		return PT_ERROR;
 	}
 	lc->upstream = pt_proxy_upstream_find(mc, p);
 	if (lc->upstream == NULL) {

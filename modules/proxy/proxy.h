@@ -22,6 +22,10 @@
 struct pt_conf;
 struct pt_cycle;
 struct pt_shm_zone;
+struct ssl_ctx_st;
+struct ssl_session_st;
+struct ssl_st;
+struct proxy_tls;
 
 extern const struct pt_module pt_mod_proxy;
 
@@ -58,6 +62,8 @@ struct proxy_set_header {
 
 struct proxy_main_conf {
 	struct pt_upstream **ups;
+	struct proxy_tls **tls;    /* per upstream (same index): NULL, or
+				    * TLS to its servers */
 	unsigned nups, nalloc;
 	struct pt_shm_zone *zone;
 	struct pt_cycle *cycle;
@@ -119,6 +125,48 @@ void pt_proxy_upstreams_exit(struct proxy_main_conf *mc);
 extern const struct pt_setting pt_upstream_block[];
 extern const struct pt_setting pt_peer_block[];
 extern const struct pt_setting pt_health_block[];
+extern const struct pt_setting pt_upstream_tls_block[];
+
+/* ---- proxy_tls.c: TLS to backends ------------------------------------------- */
+
+struct proxy_tls_peer {
+	const char *name;        /* verified (and sent as SNI unless an IP
+				  * literal), or NULL: none */
+	unsigned ip : 1;         /* name is an IP literal */
+	struct ssl_session_st *sess; /* the peer's last session, in this
+				      * process */
+};
+
+struct proxy_tls {
+	struct ssl_ctx_st *ctx;  /* the cycle's; freed by its pool */
+	int verify;
+	struct proxy_tls_peer *peers; /* like u->peers */
+	unsigned npeers;
+};
+
+/*
+ * The TLS of upstream u (its servers are known): node is its "tls" group,
+ * or, for proxy_pass "https://host:port", the proxy_pass setting with
+ * server_name the host. The SSL_CTX is built now (files read, errors
+ * reported at node). NULL on error.
+ */
+struct proxy_tls *pt_proxy_tls_conf(struct pt_conf *cf, struct pt_upstream *u,
+				    const config_setting_t *node,
+				    const char *server_name);
+/* A client session to peer on fd, SNI and verified name set; with
+ * session, it offers the peer's last session and keeps the new ones.
+ * NULL on error (logged). The caller frees it (pt_tls_close). */
+struct ssl_st *pt_proxy_tls_new(struct proxy_tls *t, unsigned peer, int fd,
+				int session);
+/* Why the handshake of ssl failed (OpenSSL's reason and the certificate
+ * verification's), for a log line; forgets the peer's session. */
+const char *pt_proxy_tls_failed(struct proxy_tls *t, unsigned peer,
+				struct ssl_st *ssl);
+/* Whether an idle TLS connection has nothing to say: records that are
+ * not data are consumed; data, a close or an error: 0. */
+int pt_proxy_tls_quiet(int fd, struct ssl_st *ssl);
+/* Free the sessions this process kept (a worker's exit). */
+void pt_proxy_tls_exit(struct proxy_tls *t);
 
 /* ---- health.c: in the helper process ---------------------------------------- */
 
@@ -141,19 +189,24 @@ struct pt_upconn {
 	struct ssl_st *ssl;      /* TLS to the peer, or NULL (sockio.h) */
 	unsigned reused : 1;     /* taken from the keep-alive pool */
 	unsigned connecting : 1; /* connect(2) in progress */
+	unsigned handshaking : 1; /* the TLS handshake is in progress */
 };
 
 /*
  * A connection to peer i of u: an idle one from the worker's pool (that
  * the backend has not closed) unless fresh is set, or a new non-blocking
- * connect. PT_OK
- * (connected, or reused), PT_AGAIN (wait for writable, then call
- * pt_upconn_connected()) or PT_ERROR (errno set; logged by the caller).
+ * connect (and TLS handshake). PT_OK (ready: connected, or reused),
+ * PT_AGAIN (call pt_upconn_setup() on its events until it is ready) or
+ * PT_ERROR (errno set; logged by the caller).
  */
 int pt_upconn_get(struct proxy_main_conf *mc, struct pt_upstream *u,
 		  unsigned i, int fresh, struct pt_upconn **out);
-/* After writable on a connecting socket: PT_OK or PT_ERROR (errno). */
-int pt_upconn_connected(struct pt_upconn *uc);
+/*
+ * After an event on a connection being set up (connect, then the TLS
+ * handshake on a TLS upstream): PT_OK (ready), PT_AGAIN (wait for the
+ * next event) or PT_ERROR (errno, and *why for the log line).
+ */
+int pt_upconn_setup(struct pt_upconn *uc, const char **why);
 /* Close uc now (it is freed after the current batch of events, which
  * may still name it). */
 void pt_upconn_close(struct pt_upconn *uc);

@@ -15,6 +15,12 @@
  * keepalive_requests requests. What a closed-but-not-yet-seen connection
  * costs is bounded by the proxy: a request that fails on a reused
  * connection before any response byte is retried once on a fresh one.
+ *
+ * To a TLS upstream, a new connection is ready once its handshake is done
+ * (both under proxy_connect_timeout), and a pooled one keeps its session.
+ * An idle TLS connection may legitimately receive records that are not
+ * data (TLS 1.3 tickets, a key update): they are read and the connection
+ * stays; data or a close end it as for plain TCP.
  */
 #include "core.h"
 #include "log.h"
@@ -87,12 +93,17 @@ upconn_unlink(struct pt_upconn *uc)
 	rt->nidle--;
 }
 
-/* Any event on an idle connection ends it. */
+static int upconn_quiet(struct pt_upconn *uc);
+
+/* Any event on an idle connection ends it, but records that are not
+ * data on a TLS one. */
 static void
 upconn_idle_event(struct pt_io *io)
 {
 	struct pt_upconn *uc = (struct pt_upconn *)io;
 
+	if (uc->ssl != NULL && !io->hup && !io->error && upconn_quiet(uc))
+		return;
 	upconn_unlink(uc);
 	upconn_free(uc);
 }
@@ -116,8 +127,15 @@ static int
 upconn_quiet(struct pt_upconn *uc)
 {
 	char c;
-	ssize_t n = recv(uc->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n;
 
+	if (uc->ssl != NULL) {
+		if (!pt_proxy_tls_quiet(uc->io.fd, uc->ssl))
+			return 0;
+		uc->io.readable = 0; /* drained */
+		return 1;
+	}
+	n = recv(uc->io.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -130,8 +148,8 @@ upconn_from_pool(struct pt_upstream_rt *rt, unsigned peer)
 		if (uc->peer != peer)
 			continue;
 		upconn_unlink(uc);
-		if (uc->io.readable || uc->io.hup || uc->io.error ||
-		    !upconn_quiet(uc)) {
+		if ((uc->io.readable && uc->ssl == NULL) || uc->io.hup ||
+		    uc->io.error || !upconn_quiet(uc)) {
 			/* closed by the backend, or bytes nobody asked for */
 			upconn_free(uc);
 			return upconn_from_pool(rt, peer);
@@ -141,6 +159,44 @@ upconn_from_pool(struct pt_upstream_rt *rt, unsigned peer)
 		return uc;
 	}
 	return NULL;
+}
+
+/* One step of the handshake: PT_OK, PT_AGAIN or PT_ERROR (errno 0). */
+static int
+upconn_tls_step(struct pt_upconn *uc)
+{
+	int want_write;
+	int rc = pt_tls_handshake(uc->ssl, &want_write);
+
+	if (rc == PT_AGAIN) {
+		/* the socket was drained in the direction OpenSSL waits
+		 * for: edge-triggered, the next edge reports it */
+		if (want_write)
+			uc->io.writable = 0;
+		else
+			uc->io.readable = 0;
+		return PT_AGAIN;
+	}
+	if (rc == PT_OK)
+		uc->handshaking = 0;
+	else
+		errno = 0;
+	return rc;
+}
+
+/* TCP is up: the TLS handshake is next. PT_AGAIN or PT_ERROR. */
+static int
+upconn_tls_start(struct pt_upconn *uc)
+{
+	struct proxy_tls *t = uc->mc->tls[uc->u->index];
+
+	uc->ssl = pt_proxy_tls_new(t, uc->peer, uc->io.fd, 1);
+	if (uc->ssl == NULL) {
+		errno = ENOMEM;
+		return PT_ERROR;
+	}
+	uc->handshaking = 1;
+	return PT_AGAIN;
 }
 
 int
@@ -175,8 +231,20 @@ pt_upconn_get(struct proxy_main_conf *mc, struct pt_upstream *u, unsigned i,
 	uc->rt = rt;
 	uc->peer = i;
 	*out = uc;
-	if (connect(fd, &a->u.sa, a->len) == 0)
-		return pt_io_add(mc->loop, &uc->io) == PT_OK ? PT_OK : PT_ERROR;
+	if (connect(fd, &a->u.sa, a->len) == 0) {
+		if (pt_io_add(mc->loop, &uc->io) != PT_OK)
+			return PT_ERROR;
+		if (mc->tls[u->index] == NULL)
+			return PT_OK;
+		/* the handshake starts at the writable event that adding
+		 * the socket reports */
+		if (upconn_tls_start(uc) == PT_AGAIN)
+			return PT_AGAIN;
+		upconn_free(uc);
+		*out = NULL;
+		errno = ENOMEM;
+		return PT_ERROR;
+	}
 	if (errno != EINPROGRESS) {
 		int err = errno;
 		close(fd);
@@ -192,19 +260,34 @@ pt_upconn_get(struct proxy_main_conf *mc, struct pt_upstream *u, unsigned i,
 }
 
 int
-pt_upconn_connected(struct pt_upconn *uc)
+pt_upconn_setup(struct pt_upconn *uc, const char **why)
 {
-	int err = 0;
+	struct proxy_tls *t = uc->mc->tls[uc->u->index];
+	int err = 0, rc;
 	socklen_t len = sizeof(err);
 
-	if (getsockopt(uc->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return PT_ERROR;
-	if (err != 0) {
-		errno = err;
-		return PT_ERROR;
+	*why = "connect() failed";
+	if (uc->connecting) {
+		if (getsockopt(uc->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			return PT_ERROR;
+		if (err != 0) {
+			errno = err;
+			return PT_ERROR;
+		}
+		uc->connecting = 0;
+		if (t == NULL)
+			return PT_OK;
+		if (upconn_tls_start(uc) != PT_AGAIN) {
+			*why = "TLS setup failed";
+			return PT_ERROR;
+		}
 	}
-	uc->connecting = 0;
-	return PT_OK;
+	if (!uc->handshaking)
+		return PT_OK;
+	rc = upconn_tls_step(uc);
+	if (rc == PT_ERROR)
+		*why = pt_proxy_tls_failed(t, uc->peer, uc->ssl);
+	return rc;
 }
 
 void
@@ -220,7 +303,7 @@ pt_upconn_release(struct pt_upconn *uc, int keep)
 		return;
 	}
 	uc->owner = NULL;
-	if (!keep || u->keepalive == 0 || uc->connecting ||
+	if (!keep || u->keepalive == 0 || uc->connecting || uc->handshaking ||
 	    (u->keepalive_requests > 0 &&
 	     uc->requests >= (uint64_t)u->keepalive_requests) ||
 	    uc->io.hup || uc->io.error) {

@@ -1,6 +1,8 @@
 /*
  * upstream.c: the "upstreams" block, the implicit upstream of a proxy_pass
  * URL, and the shared zone "upstreams" that holds every peer's state.
+ * An upstream with a "tls" group (or the upstream of an https:// URL)
+ * has its TLS settings in mc->tls at the same index (proxy_tls.c).
  *
  * The zone is declared with a fixed size so that a reload reuses it: a
  * peer keeps its state (down, failures, in-flight count, latency) across
@@ -34,7 +36,7 @@ struct ups_conf {
 	const char *hash_key;
 	const config_setting_t *hash_node;
 	int64_t keepalive, keepalive_timeout, keepalive_requests;
-	const config_setting_t *servers, *health;
+	const config_setting_t *servers, *health, *tls;
 };
 
 struct ups_peer_conf {
@@ -85,6 +87,8 @@ const struct pt_setting pt_upstream_block[] = {
 	  ups_set_node, NULL },
 	{ "health_check", PT_T_CUSTOM, PT_SCOPE_UPSTREAM, PT_STORE_UPS,
 	  UC(health), ups_set_node, NULL },
+	{ "tls", PT_T_CUSTOM, PT_SCOPE_UPSTREAM, PT_STORE_UPS, UC(tls),
+	  ups_set_node, NULL },
 	{ NULL, 0, 0, 0, 0, NULL, NULL },
 };
 #undef UC
@@ -346,16 +350,21 @@ static int
 ups_grow(struct pt_conf *cf, struct proxy_main_conf *mc)
 {
 	struct pt_upstream **a;
+	struct proxy_tls **t;
 	unsigned n = mc->nalloc ? mc->nalloc * 2 : 8;
 
 	if (mc->nups < mc->nalloc)
 		return PT_OK;
 	a = pt_palloc(cf->pool, n * sizeof(*a));
-	if (a == NULL)
+	t = pt_pcalloc(cf->pool, n * sizeof(*t));
+	if (a == NULL || t == NULL)
 		return PT_ERROR;
-	if (mc->nups)
+	if (mc->nups) {
 		memcpy(a, mc->ups, mc->nups * sizeof(*a));
+		memcpy(t, mc->tls, mc->nups * sizeof(*t));
+	}
 	mc->ups = a;
+	mc->tls = t;
 	mc->nalloc = n;
 	return PT_OK;
 }
@@ -365,7 +374,7 @@ ups_block(struct pt_conf *cf, struct proxy_main_conf *mc,
 	  const config_setting_t *g)
 {
 	struct ups_conf c = { PT_UNSET, NULL, NULL, PT_UNSET, PT_UNSET,
-			      PT_UNSET, NULL, NULL };
+			      PT_UNSET, NULL, NULL, NULL };
 	const char *name = config_setting_name(g);
 	struct pt_upstream *u;
 	char block[160];
@@ -398,6 +407,10 @@ ups_block(struct pt_conf *cf, struct proxy_main_conf *mc,
 	u->keepalive_requests =
 		c.keepalive_requests == PT_UNSET ? 1000 : c.keepalive_requests;
 	if (ups_peers(cf, u, c.servers, g) != PT_OK)
+		rc = PT_ERROR;
+	else if (c.tls != NULL &&
+		 (mc->tls[mc->nups] = pt_proxy_tls_conf(cf, u, c.tls, NULL)) ==
+			 NULL)
 		rc = PT_ERROR;
 	if (c.health != NULL && ups_health(cf, u, c.health) != PT_OK)
 		rc = PT_ERROR;
@@ -458,7 +471,8 @@ struct pt_upstream *
 pt_proxy_upstream_implicit(struct pt_conf *cf, struct proxy_main_conf *mc,
 			   const char *url, const config_setting_t *node)
 {
-	const char *hostport = url + sizeof("http://") - 1;
+	int tls = strncmp(url, "https://", 8) == 0;
+	const char *hostport = url + (tls ? 8 : 7);
 	size_t len = strcspn(hostport, "/?#");
 	char *addr, *name;
 	struct pt_upstream *u;
@@ -471,7 +485,8 @@ pt_proxy_upstream_implicit(struct pt_conf *cf, struct proxy_main_conf *mc,
 		return NULL;
 	}
 	addr = pt_pstrndup(cf->pool, hostport, len);
-	name = pt_psprintf(cf->pool, "http://%s", addr ? addr : "");
+	name = pt_psprintf(cf->pool, "%s://%s", tls ? "https" : "http",
+			   addr ? addr : "");
 	if (addr == NULL || name == NULL)
 		return NULL;
 	u = pt_proxy_upstream_find(mc, name);
@@ -500,6 +515,25 @@ pt_proxy_upstream_implicit(struct pt_conf *cf, struct proxy_main_conf *mc,
 		.max_fails = 1,
 		.fail_timeout = 10000,
 	};
+	if (tls) {
+		/* the name of the URL is the name verified, also when the
+		 * URL says an IP address (then verified as an IP) */
+		const char *colon = strrchr(addr, ':');
+		const char *host = colon ? pt_pstrndup(cf->pool, addr,
+						       (size_t)(colon - addr))
+					 : NULL;
+		if (host != NULL && host[0] == '[')
+			host = pt_pstrndup(cf->pool, host + 1, strlen(host) - 2);
+		if (host == NULL || host[0] == '\0') {
+			pt_conf_error(cf, node,
+				      "\"proxy_pass\": \"%s\": no host name",
+				      url);
+			return NULL;
+		}
+		mc->tls[mc->nups] = pt_proxy_tls_conf(cf, u, node, host);
+		if (mc->tls[mc->nups] == NULL)
+			return NULL;
+	}
 	u->index = mc->nups;
 	mc->ups[mc->nups++] = u;
 	return u;
@@ -644,6 +678,7 @@ pt_proxy_upstreams_exit(struct proxy_main_conf *mc)
 		while (mc->rt[i].idle != NULL)
 			pt_upconn_release(mc->rt[i].idle, 0);
 		pt_lb_exit_worker(&mc->rt[i]);
+		pt_proxy_tls_exit(mc->tls[i]);
 	}
 	free(mc->rt);
 	mc->rt = NULL;

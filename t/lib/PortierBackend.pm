@@ -54,11 +54,22 @@ package PortierBackend;
 # the request asked for keep-alive, never chunked), max_requests_per_conn,
 # close_after (close after every answer), idle_close_ms (close a
 # connection idle that long between requests), quiet_head (no X-Conn /
-# X-Seq / Server headers).
+# X-Seq / Server headers), tls (a TLS server, see below).
+#
+# TLS: tls => { cert => FILE, key => FILE, ca => FILE } makes every
+# connection start with a TLS handshake (IO::Socket::SSL) and keeps every
+# behaviour above; with ca, a client certificate signed by it is required.
+# One server context serves every connection, so its TLS 1.3 tickets
+# resume on any later connection. Each handshake is logged: requests()
+# carries tls_sni (the SNI name, '' if none), tls_client (the client
+# certificate's subject, '' if none), tls_reused (1 if the session was
+# resumed) and tls_version; handshakes() lists them all, failed ones
+# with their error. tls_break => 'close' | 'reset' | 'hang' breaks every
+# handshake: after reading the ClientHello, close, reset, or say nothing.
 #
 # Methods: port, unix, addr ("127.0.0.1:P" or "unix:PATH"), url(PATH),
 # pid, name, dir, alive, wait_dead, stop (also at END and DESTROY),
-# set_health(0|1), requests, connections, wait_requests(N),
+# set_health(0|1), requests, connections, handshakes, wait_requests(N),
 # wait_connections(N), clear. Functions: pattern(OFF, LEN),
 # pattern_sha1(N), pattern_stream(N, PIECE), ws_client(...), ws_accept,
 # ws_frame; %BAD holds the /bad/NAME bytes.
@@ -79,6 +90,7 @@ use File::Temp qw(tempdir);
 use IO::Handle;
 use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::SSL ();
 use IO::Socket::UNIX;
 use MIME::Base64 qw(encode_base64);
 use POSIX qw(:sys_wait_h _exit);
@@ -218,7 +230,8 @@ sub addr {
 
 sub url {
 	my ($self, $path) = @_;
-	return "http://127.0.0.1:$self->{port}" . ($path // '/');
+	my $scheme = $self->{tls} ? 'https' : 'http';
+	return "$scheme://127.0.0.1:$self->{port}" . ($path // '/');
 }
 
 # True while the server process runs (it is reaped here once it left).
@@ -290,7 +303,7 @@ sub clear {
 # understood, if so).
 sub requests {
 	my ($self) = @_;
-	my (%peer, @out);
+	my (%peer, %tls, @out);
 	open my $fh, '<', $self->{log} or return ();
 	while (my $l = <$fh>) {
 		# a line being written is not yet complete
@@ -301,8 +314,39 @@ sub requests {
 			$peer{ $f[0] } = $f[2];
 			next;
 		}
+		if ($kind eq 'T') {
+			$tls{ $f[0] } = _tls_hash(\@f);
+			next;
+		}
 		next unless $kind eq 'R' && @f >= 12;
-		push @out, _request_hash(\@f, \%peer);
+		my $r = _request_hash(\@f, \%peer);
+		my $h = $tls{ $r->{conn} };
+		$r->{"tls_$_"} = $h->{$_} for $h ? qw(sni client reused version)
+			: ();
+		push @out, $r;
+	}
+	close $fh;
+	return @out;
+}
+
+sub _tls_hash {
+	my ($f) = @_;
+	my %h;
+	@h{qw(conn time sni client reused version error)} = @$f;
+	return \%h;
+}
+
+# The TLS handshakes, in order: hashes of conn, time, sni, client,
+# reused, version, error ('' when it succeeded).
+sub handshakes {
+	my ($self) = @_;
+	my @out;
+	open my $fh, '<', $self->{log} or return ();
+	while (my $l = <$fh>) {
+		next unless $l =~ s/\n\z// && $l =~ /^T\t/;
+		my @f = map { _unescape($_) } split /\t/, $l, -1;
+		shift @f;
+		push @out, _tls_hash(\@f);
 	}
 	close $fh;
 	return @out;
@@ -488,6 +532,7 @@ sub _server {
 	my $parent = getppid();
 	open my $log, '>>', $self->{log} or die "$self->{log}: $!";
 	$self->{logfh} = $log;
+	$self->{ssl_ctx} = _tls_context($self) if $self->{tls};
 	my $sel = IO::Select->new($listen);
 	my $cid = 0;
 	while (1) {
@@ -549,10 +594,55 @@ sub _log_request {
 		$req->{error} // '');
 }
 
+# The server context of tls => { cert, key, ca }: made once, before the
+# connections fork, so they share its session ticket keys.
+sub _tls_context {
+	my ($self) = @_;
+	my $o = $self->{tls};
+	my %a = (SSL_server => 1, SSL_cert_file => $o->{cert},
+		SSL_key_file => $o->{key}, SSL_verify_mode => 0);
+	if ($o->{ca}) {
+		$a{SSL_ca_file} = $o->{ca};
+		$a{SSL_verify_mode} = IO::Socket::SSL::SSL_VERIFY_PEER()
+			| IO::Socket::SSL::SSL_VERIFY_FAIL_IF_NO_PEER_CERT();
+	}
+	$a{SSL_version} = $o->{version} if $o->{version};
+	return IO::Socket::SSL::SSL_Context->new(%a)
+		|| die "backend $self->{name}: TLS: $IO::Socket::SSL::SSL_ERROR";
+}
+
+# The TLS handshake of a new connection (logged); false if it failed.
+sub _tls_accept {
+	my ($self, $sock, $cid) = @_;
+	if (my $how = $self->{tls_break}) {
+		my $buf = '';
+		sysread($sock, $buf, 5); # the start of a ClientHello
+		_log_line($self, 'T', $cid, sprintf('%.6f', time()), '', '', 0,
+			'', "broken: $how");
+		sleep(30) if $how eq 'hang';
+		setsockopt($sock, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0))
+			if $how eq 'reset';
+		_exit(0);
+	}
+	my $ok = IO::Socket::SSL->start_SSL($sock, SSL_server => 1,
+		SSL_reuse_ctx => $self->{ssl_ctx}, Timeout => 10);
+	if (!$ok) {
+		_log_line($self, 'T', $cid, sprintf('%.6f', time()), '', '', 0,
+			'', $IO::Socket::SSL::SSL_ERROR || "$!");
+		return 0;
+	}
+	my $subject = $sock->peer_certificate('subject') // '';
+	_log_line($self, 'T', $cid, sprintf('%.6f', time()),
+		$sock->get_servername // '', $subject,
+		$sock->get_session_reused ? 1 : 0, $sock->get_sslversion // '', '');
+	return 1;
+}
+
 # Serve the requests of one connection until it closes.
 sub _connection {
 	my ($self, $sock, $cid) = @_;
 	setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1) unless defined $self->{unix};
+	return if $self->{tls} && !_tls_accept($self, $sock, $cid);
 	my $c = { sock => $sock, cid => $cid, seq => 0, buf => '' };
 	while (1) {
 		my $req = _read_head($self, $c) or return;
@@ -581,7 +671,9 @@ sub _linger {
 # undef on timeout or error.
 sub _fill {
 	my ($c, $max, $timeout) = @_;
-	if (defined $timeout) {
+	# bytes OpenSSL already holds are not seen by select
+	if (defined $timeout && !($c->{sock}->can('pending')
+		&& $c->{sock}->pending)) {
 		my $sel = IO::Select->new($c->{sock});
 		return undef unless $sel->can_read($timeout);
 	}
@@ -754,7 +846,8 @@ sub _delay {
 sub _reset {
 	my ($c) = @_;
 	setsockopt($c->{sock}, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));
-	close $c->{sock};
+	# on TLS no close_notify first: the process's exit closes the socket
+	close $c->{sock} unless $c->{sock}->isa('IO::Socket::SSL');
 	_exit(0);
 }
 

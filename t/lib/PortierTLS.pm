@@ -9,6 +9,7 @@ package PortierTLS;
 #   my $pki = PortierTLS->new($t->{dir} . '/pki');   # makes both CAs
 #   my ($crt, $key) = $pki->server('ec', 'a.test', '*.b.test');
 #   my ($crt, $key) = $pki->server('rsa', 'a.test');
+#   my ($crt, $key) = $pki->server('ec', 'a.test', '127.0.0.1'); # IP SAN
 #   my ($crt, $key) = $pki->client('alice');      # CN=alice,O=portier test
 #   my ($crt, $key) = $pki->client('mallory', rogue => 1);  # other CA
 #   $pki->ca, $pki->rogue_ca                       # CA certificate files
@@ -84,7 +85,8 @@ sub server {
 	my %o = ref $names[-1] eq 'HASH' ? %{ pop @names } : ();
 	my $base = sprintf('%s/srv-%s-%s-%d', $self->{dir}, $type,
 		$names[0] =~ s/[^\w.-]/_/gr, ++$self->{n});
-	my $san = join(',', map { "DNS:$_" } @names);
+	# a name that is an IP address is an IP SAN
+	my $san = join(',', map { /^[\d.]+$|:/ ? "IP:$_" : "DNS:$_" } @names);
 	my $ca = $o{rogue} ? $self->{rogue} : $self->{ca};
 	return $self->_sign($ca, $base, "/O=portier test/CN=$names[0]", $type,
 		"basicConstraints=CA:FALSE\nsubjectAltName=$san\n"

@@ -12,7 +12,8 @@
  *   - the tables themselves: names unique across modules, as conf.c's
  *     lookup (first match wins) assumes;
  *   - the members of the proxy's blocks (an upstream, its servers, its
- *     health check: pt_upstream_block, pt_peer_block, pt_health_block) have
+ *     health check, its tls: pt_upstream_block, pt_peer_block,
+ *     pt_health_block, pt_upstream_tls_block) have
  *     an ".It Cm NAME" entry in the UPSTREAMS section, once, with the value
  *     hint of their type, and every such entry is a member. Block members
  *     are written "Cm", not "Ic", so that they never pass for settings.
@@ -368,6 +369,7 @@ static const struct pt_setting *const t_blocks[] = {
 	pt_upstream_block,
 	pt_peer_block,
 	pt_health_block,
+	pt_upstream_tls_block,
 };
 
 /* In how many block tables is name a member? */
