@@ -13,6 +13,7 @@ package PortierTLS;
 #   my ($crt, $key) = $pki->client('alice');      # CN=alice,O=portier test
 #   my ($crt, $key) = $pki->client('mallory', rogue => 1);  # other CA
 #   $pki->ca, $pki->rogue_ca                       # CA certificate files
+#   my $der = $pki->ocsp($crt);     # a "good" OCSP response signed by the CA
 #
 # Each call makes new files (named after kind and first name) and returns
 # their paths. openssl runs quietly; a failure dies with its output.
@@ -101,6 +102,31 @@ sub client {
 	return $self->_sign($ca, $base, "/O=portier test/CN=$cn",
 		$o{type} // 'ec',
 		"basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
+}
+
+# An OCSP response (DER file) for $crt, signed by the CA, that says
+# "good", as a responder would answer; for stapling tests.
+sub ocsp {
+	my ($self, $crt) = @_;
+	my $d = $self->{dir};
+	my $base = "$crt.ocsp";
+	my $serial = _run("openssl x509 -in '$crt' -noout -serial");
+	$serial =~ s/^serial=//;
+	chomp $serial;
+	my $subj = _run("openssl x509 -in '$crt' -noout -subject -nameopt compat");
+	$subj =~ s/^subject=\s*//;
+	chomp $subj;
+	# a responder's database: V(alid), expiry, (revoked), serial, file, DN
+	open(my $fh, '>', "$base.index") or die "$base.index: $!";
+	print $fh "V\t391231235959Z\t\t$serial\tunknown\t$subj\n";
+	close $fh;
+	_run("openssl ocsp -issuer '$self->{ca}{crt}' -cert '$crt' -no_nonce"
+	    . " -reqout '$base.req'");
+	_run("openssl ocsp -index '$base.index' -rsigner '$self->{ca}{crt}'"
+	    . " -rkey '$self->{ca}{key}' -CA '$self->{ca}{crt}'"
+	    . " -reqin '$base.req' -respout '$base.der' -ndays 1");
+	chmod 0644, "$base.der";
+	return "$base.der";
 }
 
 1;
