@@ -668,13 +668,19 @@ tls_postconfig(struct pt_conf *cf)
 
 /*
  * The host_name of a server_name extension (RFC 6066 section 3), lower
- * case and without a trailing dot as Host is compared; 0 if there is
- * none or it is not a plain DNS name (then the default server serves).
+ * case and without a trailing dot as Host is compared: its length, 0 if
+ * there is none or it is not a plain DNS name (then the default server
+ * serves), or -1 for a name no client sends, with a control byte, a
+ * space, a byte outside ASCII or a path separator. OpenSSL refuses only
+ * NUL: what else it accepts becomes $ssl_server_name as sent, and a CR LF
+ * there would split a header that carries it to a backend. Such a name
+ * fails the handshake, as nginx's Host check does.
  */
-static size_t
+static ssize_t
 tls_sni(const unsigned char *p, size_t len, char *out, size_t cap)
 {
 	size_t list, n;
+	int plain = 1;
 
 	if (len < 5)
 		return 0;
@@ -682,19 +688,24 @@ tls_sni(const unsigned char *p, size_t len, char *out, size_t cap)
 	if (list + 2 != len || p[2] != 0 /* host_name */)
 		return 0;
 	n = (size_t)p[3] << 8 | p[4];
-	if (n == 0 || n + 5 > len || n >= cap)
+	if (n == 0 || n + 5 > len)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = p[5 + i];
+		if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '\\')
+			return -1;
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
 		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
 		      ch == '_'))
-			return 0;
-		out[i] = (char)pt_tolower(ch);
+			plain = 0;
+		else if (i < cap)
+			out[i] = (char)pt_tolower(ch);
 	}
+	if (!plain || n >= cap)
+		return 0;
 	if (out[n - 1] == '.')
 		n--;
-	return n;
+	return (ssize_t)n;
 }
 
 /* Move ssl to ctx, with what SSL_set_SSL_CTX leaves behind. */
@@ -727,13 +738,21 @@ tls_client_hello(SSL *ssl, int *alert, void *arg)
 	struct pt_str host = {name, 0};
 	struct pt_http_server *srv;
 
-	(void)alert;
 	(void)arg;
 	if (c == NULL)
 		return SSL_CLIENT_HELLO_SUCCESS;
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext,
-				      &extlen) == 1)
-		host.len = tls_sni(ext, extlen, name, sizeof(name));
+				      &extlen) == 1) {
+		ssize_t n = tls_sni(ext, extlen, name, sizeof(name));
+		if (n < 0) {
+			pt_conn_log(c, PT_LOG_INFO, 0,
+				    "TLS handshake refused: the SNI name holds "
+				    "bytes no host name has");
+			*alert = SSL_AD_UNRECOGNIZED_NAME;
+			return SSL_CLIENT_HELLO_ERROR;
+		}
+		host.len = (size_t)n;
+	}
 	srv = host.len ? pt_http_find_server(c->addr, host)
 		       : c->addr->default_server;
 	if (srv != c->tls_server) {

@@ -1,0 +1,77 @@
+#!/usr/bin/perl
+# TLS termination, defects found in review (issue 4), each shown by a
+# case that failed before its fix:
+#
+# - SNI with bytes no host name has (CR LF, space, controls, non-ASCII):
+#   OpenSSL refuses only NUL, and took the rest as $ssl_server_name, so a
+#   proxy_set_header carrying it split the backend's request head. Such a
+#   handshake is now refused (as nginx refuses a bad Host); odd but
+#   harmless names (a port, a '*', 255 bytes) still get the default server.
+#
+# Every wait is a bounded poll.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use PortierTest;
+use PortierTLS;
+use PortierTLSClient;
+use PortierBackend;
+use Test::More;
+
+PortierTest::need_modules(qw(proxy));
+
+my $t = PortierTest->new;
+my $dir = $t->dir;
+my $pki = PortierTLS->new("$dir/pki");
+my ($crt, $key) = $pki->server('ec', 'a.test');
+my $b1 = PortierBackend->new(name => 'b1', dir => $dir);
+my $B = $b1->port;
+
+$t->config(<<"EOF")->run;
+tls = { certificates = ( { cert = "$crt"; key = "$key"; } ); };
+servers = (
+  { listen = "127.0.0.1:%%PORT_0%% ssl"; server_name = "a.test";
+    locations = (
+      { path = "/echo"; proxy_pass = "http://127.0.0.1:$B";
+        proxy_set_header = { X-SNI = "[\$ssl_server_name]"; }; },
+      { path = "/"; return = "200 A [\$ssl_server_name]"; } ); },
+  { listen = "127.0.0.1:%%PORT_0%% ssl"; server_name = "b.test";
+    locations = ( { path = "/"; return = "200 B [\$ssl_server_name]"; } ); }
+);
+EOF
+my $P = $t->port(0);
+
+# ---- SNI -------------------------------------------------------------------
+
+my $r = tls_get($P, '/', sni => 'b.test');
+is("$r->{status} $r->{body}", '200 B [b.test]', 'SNI: a plain name');
+
+for my $bad ("a.test\r\nX-Injected: 1", "a test", "a.test\x01",
+	"a.t\x{e9}st", "a.test/x") {
+	(my $show = $bad) =~ s/([^\x21-\x7e])/sprintf('\\x%02x', ord $1)/ge;
+	my $before = () = ($t->read_file('error.log') // '')
+		=~ /SNI name holds bytes/g;
+	$r = tls_get($P, '/echo/', sni => $bad, host => 'a.test');
+	is($r->{handshake}, 0, "SNI \"$show\": the handshake is refused");
+	unlike($r->{raw}, qr/X-Injected/i,
+		"SNI \"$show\": nothing reaches a header");
+	ok(PortierTest::wait_for(sub {
+		my $n = () = ($t->read_file('error.log') // '')
+			=~ /\[info\].*SNI name holds bytes.*client: 127\.0\.0\.1/g;
+		$n > $before }, 5), "SNI \"$show\": logged at info");
+}
+my @seen = grep { exists $_->{header}{"x-injected"} } $b1->requests;
+is(scalar @seen, 0, 'SNI: no request with an injected field reached the backend');
+
+# odd names no host has, but harmless: the default server answers
+for my $odd ('a.test:443', '*.a.test', 'x' x 255) {
+	$r = tls_get($P, '/', sni => $odd, host => 'a.test');
+	is("$r->{status} " . substr($r->{body}, 0, 3), '200 A [',
+		'SNI "' . substr($odd, 0, 12) . '": the default server');
+}
+$r = tls_get($P, '/', sni => 'B.TEST.', host => 'b.test');
+is($r->{status} . ' ' . substr($r->{body}, 0, 1), '200 B',
+	'SNI: upper case and a trailing dot find the server');
+
+done_testing;
