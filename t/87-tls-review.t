@@ -8,6 +8,13 @@
 #   handshake is now refused (as nginx refuses a bad Host); odd but
 #   harmless names (a port, a '*', 255 bytes) still get the default server.
 #
+# - SSL_read() that needs to write (a TLS 1.3 key update to answer, the
+#   socket full): it was taken for EAGAIN on the read side, so the
+#   connection waited for readability while OpenSSL waited for
+#   writability, and hung until a timeout. t/tls_keyupdate (C: Perl can
+#   not ask for key updates) fills the server's socket with its answers
+#   to key updates, then sends a request.
+#
 # Every wait is a bounded poll.
 use strict;
 use warnings;
@@ -29,9 +36,12 @@ my $b1 = PortierBackend->new(name => 'b1', dir => $dir);
 my $B = $b1->port;
 
 $t->config(<<"EOF")->run;
+client_header_timeout = "60s";
+keepalive_timeout = "60s";
 tls = { certificates = ( { cert = "$crt"; key = "$key"; } ); };
 servers = (
-  { listen = "127.0.0.1:%%PORT_0%% ssl"; server_name = "a.test";
+  { listen = [ "127.0.0.1:%%PORT_0%% ssl", "unix:%%DIR%%/tls.sock ssl" ];
+    server_name = "a.test";
     locations = (
       { path = "/echo"; proxy_pass = "http://127.0.0.1:$B";
         proxy_set_header = { X-SNI = "[\$ssl_server_name]"; }; },
@@ -73,5 +83,17 @@ for my $odd ('a.test:443', '*.a.test', 'x' x 255) {
 $r = tls_get($P, '/', sni => 'B.TEST.', host => 'b.test');
 is($r->{status} . ' ' . substr($r->{body}, 0, 1), '200 B',
 	'SNI: upper case and a trailing dot find the server');
+
+# ---- SSL_read() that wants to write ------------------------------------------
+
+my $bin = PortierTest::binary();
+(my $ku = $bin) =~ s{src/portier$}{t/tls_keyupdate};
+ok(-x $ku, "the key update client is built ($ku)");
+my $out = `"$ku" "$dir/tls.sock" a.test 2>&1`;
+is($? >> 8, 0, "key updates against a full socket: the request is answered") or diag($out);
+like($out, qr/stopped reading/, 'the server\'s socket did fill up');
+like($out, qr{^HTTP/1.1 200}m, 'the response is a 200');
+$r = tls_get($P, '/', sni => 'a.test');
+is($r->{status}, 200, 'the worker still serves');
 
 done_testing;
