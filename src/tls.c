@@ -13,8 +13,12 @@
  * (pt_http_find_server) and moves the session to the chosen server's
  * context before the version, the cipher and the certificate are chosen,
  * copying what SSL_set_SSL_CTX does not (verify mode and depth, options,
- * version bounds, the TLS 1.2 cipher list). OpenSSL then picks among that
- * context's certificates (ECDSA, RSA) by the client's signature algorithms.
+ * version bounds, the TLS 1.2 cipher list, the number of TLS 1.3
+ * tickets). OpenSSL then picks among that context's certificates (ECDSA,
+ * RSA) by the client's signature algorithms. The session cache and the
+ * ticket key callbacks stay the default server's: OpenSSL keeps the
+ * first context as the session context (each server's sessions keep
+ * their own session id context, so they never cross servers).
  *
  * Client verification "optional" accepts any certificate in the handshake
  * and reports the verdict in $ssl_client_verify; "on" fails the handshake
@@ -724,6 +728,9 @@ tls_switch(SSL *ssl, const struct pt_tls_srv_conf *from,
 	SSL_set_options(ssl, SSL_CTX_get_options(ctx));
 	SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
 	SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(ctx));
+	/* TLS 1.3 tickets: SSL_new took the count of the default server's
+	 * context, 0 when it has neither cache nor tickets */
+	(void)SSL_set_num_tickets(ssl, SSL_CTX_get_num_tickets(ctx));
 	if (strcmp(from->ciphers, to->ciphers) != 0)
 		(void)SSL_set_cipher_list(ssl, to->ciphers);
 }

@@ -15,6 +15,11 @@
 #   not ask for key updates) fills the server's socket with its answers
 #   to key updates, then sends a request.
 #
+# - A server chosen by SNI whose address's default server has neither
+#   session cache nor tickets got no TLS 1.3 ticket (SSL_new() took the
+#   default server's ticket count, 0, and the SNI switch did not copy it),
+#   so its sessions never resumed.
+#
 # Every wait is a bounded poll.
 use strict;
 use warnings;
@@ -47,7 +52,12 @@ servers = (
         proxy_set_header = { X-SNI = "[\$ssl_server_name]"; }; },
       { path = "/"; return = "200 A [\$ssl_server_name]"; } ); },
   { listen = "127.0.0.1:%%PORT_0%% ssl"; server_name = "b.test";
-    locations = ( { path = "/"; return = "200 B [\$ssl_server_name]"; } ); }
+    locations = ( { path = "/"; return = "200 B [\$ssl_server_name]"; } ); },
+  { listen = "127.0.0.1:%%PORT_1%% ssl"; server_name = "a.test";
+    tls = { session_cache = "off"; session_tickets = false; };
+    return = "200 A \$ssl_session_reused"; },
+  { listen = "127.0.0.1:%%PORT_1%% ssl"; server_name = "b.test";
+    return = "200 B \$ssl_session_reused"; }
 );
 EOF
 my $P = $t->port(0);
@@ -83,6 +93,25 @@ for my $odd ('a.test:443', '*.a.test', 'x' x 255) {
 $r = tls_get($P, '/', sni => 'B.TEST.', host => 'b.test');
 is($r->{status} . ' ' . substr($r->{body}, 0, 1), '200 B',
 	'SNI: upper case and a trailing dot find the server');
+
+# ---- sessions of a server chosen by SNI ---------------------------------------
+
+my $sess = "$dir/b.sess";
+my $req = "GET / HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n";
+for my $v ('-tls1_3', '-tls1_2') {
+	unlink $sess;
+	my $o = s_client($t->port(1), [ '-servername', 'b.test', $v,
+		'-sess_out', $sess ], request => $req);
+	is($o->{status}, 200, "SNI server, $v: first connection");
+	my $o2 = s_client($t->port(1), [ '-servername', 'b.test', $v,
+		'-sess_in', $sess ], request => $req);
+	is($o2->{reused}, 1, "SNI server, $v: the session resumes although "
+		. 'the default server keeps none');
+}
+my $o = s_client($t->port(1), [ '-servername', 'a.test', '-tls1_3',
+	'-sess_out', $sess ], request => $req =~ s/b\.test/a.test/r);
+unlike($o->{out}, qr/TLS session ticket:/,
+	'the default server still gives no ticket');
 
 # ---- SSL_read() that wants to write ------------------------------------------
 
