@@ -117,7 +117,7 @@ unlike($o->{out}, qr/TLS session ticket:/,
 
 my $bin = PortierTest::binary();
 (my $ku = $bin) =~ s{src/portier$}{t/tls_keyupdate};
-ok(-x $ku, "the key update client is built ($ku)");
+ok(-x $ku, "the key update client is built ($ku; make check builds it, or make t/tls_keyupdate)");
 my $out = `"$ku" "$dir/tls.sock" a.test 2>&1`;
 is($? >> 8, 0, "key updates against a full socket: the request is answered") or diag($out);
 like($out, qr/stopped reading/, 'the server\'s socket did fill up');
