@@ -20,6 +20,10 @@
 #   default server's ticket count, 0, and the SNI switch did not copy it),
 #   so its sessions never resumed.
 #
+# And, as checks that found nothing: a TLS 1.2 renegotiation attempt is
+# refused and the worker serves on; a client that sends a request, then
+# close_notify, then bytes, gets its response and the connection closes.
+#
 # Every wait is a bounded poll.
 use strict;
 use warnings;
@@ -29,6 +33,9 @@ use PortierTest;
 use PortierTLS;
 use PortierTLSClient;
 use PortierBackend;
+use IO::Select;
+use POSIX ();
+use Time::HiRes qw(time);
 use Test::More;
 
 PortierTest::need_modules(qw(proxy));
@@ -112,6 +119,48 @@ my $o = s_client($t->port(1), [ '-servername', 'a.test', '-tls1_3',
 	'-sess_out', $sess ], request => $req =~ s/b\.test/a.test/r);
 unlike($o->{out}, qr/TLS session ticket:/,
 	'the default server still gives no ticket');
+
+# ---- renegotiation, close_notify then data -----------------------------------
+
+{
+	my ($s, $err) = tls_connect($P, sni => 'a.test', version => 'TLSv1_2');
+	ok($s, 'TLS 1.2 connection') or diag($err);
+	my $x = tls_request($s, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+	is($x->{status}, 200, 'TLS 1.2: a first request');
+	my $ssl = $s->_get_ssl_object;
+	Net::SSLeay::renegotiate($ssl);
+	$s->blocking(1);
+	my $rc = Net::SSLeay::do_handshake($ssl);
+	isnt($rc, 1, 'a renegotiation is refused');
+	$s->close(SSL_fast_shutdown => 1);
+	$r = tls_get($P, '/', sni => 'a.test');
+	is($r->{status}, 200, 'after a renegotiation attempt the worker serves');
+}
+{
+	my ($s, $err) = tls_connect($P, sni => 'a.test');
+	my $ssl = $s->_get_ssl_object;
+	$s->blocking(1);
+	Net::SSLeay::write($ssl, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+	Net::SSLeay::shutdown($ssl); # close_notify
+	POSIX::write(fileno($s), "GET /x HTTP/1.1\r\n\r\n" x 10, 220);
+	my ($buf, $end) = ('', time() + 5);
+	$s->blocking(0);
+	my $sel = IO::Select->new($s);
+	while (time() < $end) {
+		my $d = Net::SSLeay::read($ssl);
+		if (defined $d && length $d) {
+			$buf .= $d;
+			next;
+		}
+		my $e = Net::SSLeay::get_error($ssl, -1);
+		last if $e != Net::SSLeay::ERROR_WANT_READ();
+		$sel->can_read($end - time());
+	}
+	like($buf, qr{^HTTP/1.1 200}, 'close_notify then bytes: the response came');
+	unlike($buf, qr{HTTP/1.1 200.*HTTP/1.1}s,
+		'and nothing after close_notify was served');
+	$s->close(SSL_no_shutdown => 1);
+}
 
 # ---- SSL_read() that wants to write ------------------------------------------
 
