@@ -80,6 +80,28 @@ http_noop(struct pt_io *io)
 	(void)io;
 }
 
+/*
+ * An SSL_read() that had to write (a TLS 1.3 key update to answer) and
+ * met a full socket returns EAGAIN like any read; the reader must then be
+ * called on writability, which the loop reports to on_write, not on
+ * readability: the client may well send nothing more until it has read.
+ */
+static int
+http_tls_read_wants_write(const struct pt_conn *c)
+{
+	return c->ssl != NULL && SSL_want_write(c->ssl);
+}
+
+/* The write handler of a connection with nothing to write. */
+static void
+http_write_idle(struct pt_io *io)
+{
+	if (http_tls_read_wants_write((struct pt_conn *)io)) {
+		io->readable = 1;
+		io->on_read(io);
+	}
+}
+
 static struct pt_http_srv_conf *
 http_default_srv(const struct pt_conn *c)
 {
@@ -317,7 +339,7 @@ pt_http_init_conn(struct pt_conn *c)
 					     : http_read_proxy;
 	else
 		c->io.on_read = c->addr->ssl ? http_tls_detect : http_read_head;
-	c->io.on_write = http_noop;
+	c->io.on_write = http_write_idle;
 	c->timer.fn = http_timeout;
 	pt_timer_add(&c->w->loop, &c->timer,
 		     http_default_srv(c)->client_header_timeout);
@@ -424,7 +446,7 @@ http_lingering_close(struct pt_conn *c)
 	c->lingering = 1;
 	c->lingering_end = pt_now.mono_ms + LINGER_TIME_MS;
 	c->io.on_read = http_lingering_read;
-	c->io.on_write = http_noop;
+	c->io.on_write = http_write_idle;
 	pt_timer_add(&c->w->loop, &c->timer, LINGER_TIMEOUT_MS);
 	if (c->io.readable || c->io.hup)
 		http_lingering_read(&c->io);
@@ -827,7 +849,7 @@ http_tls_handshake(struct pt_io *io)
 		return;
 	}
 	io->on_read = http_read_head;
-	io->on_write = http_noop;
+	io->on_write = http_write_idle;
 	pt_timer_add(&c->w->loop, &c->timer,
 		     http_default_srv(c)->client_header_timeout);
 	http_read_head(io);
@@ -1098,7 +1120,7 @@ http_keepalive(struct pt_conn *c)
 				 sizeof(one));
 	}
 	c->io.on_read = http_read_head;
-	c->io.on_write = http_noop;
+	c->io.on_write = http_write_idle;
 	if (c->buf != NULL && !http_empty_lines(c)) {
 		/* a pipelined request is already here */
 		pt_timer_add(&c->w->loop, &c->timer,
@@ -1214,6 +1236,10 @@ http_request_write(struct pt_io *io)
 		/* a tunnel writes the socket itself */
 		if (r->write_handler != NULL && !r->finalized)
 			r->write_handler(r);
+		else if (http_tls_read_wants_write(c)) {
+			io->readable = 1;
+			http_request_read(io);
+		}
 		return;
 	}
 	rc = pt_http_flush(r);

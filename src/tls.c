@@ -13,8 +13,12 @@
  * (pt_http_find_server) and moves the session to the chosen server's
  * context before the version, the cipher and the certificate are chosen,
  * copying what SSL_set_SSL_CTX does not (verify mode and depth, options,
- * version bounds, the TLS 1.2 cipher list). OpenSSL then picks among that
- * context's certificates (ECDSA, RSA) by the client's signature algorithms.
+ * version bounds, the TLS 1.2 cipher list, the number of TLS 1.3
+ * tickets). OpenSSL then picks among that context's certificates (ECDSA,
+ * RSA) by the client's signature algorithms. The session cache and the
+ * ticket key callbacks stay the default server's: OpenSSL keeps the
+ * first context as the session context (each server's sessions keep
+ * their own session id context, so they never cross servers).
  *
  * Client verification "optional" accepts any certificate in the handshake
  * and reports the verdict in $ssl_client_verify; "on" fails the handshake
@@ -668,13 +672,19 @@ tls_postconfig(struct pt_conf *cf)
 
 /*
  * The host_name of a server_name extension (RFC 6066 section 3), lower
- * case and without a trailing dot as Host is compared; 0 if there is
- * none or it is not a plain DNS name (then the default server serves).
+ * case and without a trailing dot as Host is compared: its length, 0 if
+ * there is none or it is not a plain DNS name (then the default server
+ * serves), or -1 for a name no client sends, with a control byte, a
+ * space, a byte outside ASCII or a path separator. OpenSSL refuses only
+ * NUL: what else it accepts becomes $ssl_server_name as sent, and a CR LF
+ * there would split a header that carries it to a backend. Such a name
+ * fails the handshake, as nginx's Host check does.
  */
-static size_t
+static ssize_t
 tls_sni(const unsigned char *p, size_t len, char *out, size_t cap)
 {
 	size_t list, n;
+	int plain = 1;
 
 	if (len < 5)
 		return 0;
@@ -682,19 +692,24 @@ tls_sni(const unsigned char *p, size_t len, char *out, size_t cap)
 	if (list + 2 != len || p[2] != 0 /* host_name */)
 		return 0;
 	n = (size_t)p[3] << 8 | p[4];
-	if (n == 0 || n + 5 > len || n >= cap)
+	if (n == 0 || n + 5 > len)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = p[5 + i];
+		if (ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '\\')
+			return -1;
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
 		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
 		      ch == '_'))
-			return 0;
-		out[i] = (char)pt_tolower(ch);
+			plain = 0;
+		else if (i < cap)
+			out[i] = (char)pt_tolower(ch);
 	}
+	if (!plain || n >= cap)
+		return 0;
 	if (out[n - 1] == '.')
 		n--;
-	return n;
+	return (ssize_t)n;
 }
 
 /* Move ssl to ctx, with what SSL_set_SSL_CTX leaves behind. */
@@ -713,6 +728,9 @@ tls_switch(SSL *ssl, const struct pt_tls_srv_conf *from,
 	SSL_set_options(ssl, SSL_CTX_get_options(ctx));
 	SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(ctx));
 	SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(ctx));
+	/* TLS 1.3 tickets: SSL_new took the count of the default server's
+	 * context, 0 when it has neither cache nor tickets */
+	(void)SSL_set_num_tickets(ssl, SSL_CTX_get_num_tickets(ctx));
 	if (strcmp(from->ciphers, to->ciphers) != 0)
 		(void)SSL_set_cipher_list(ssl, to->ciphers);
 }
@@ -727,13 +745,21 @@ tls_client_hello(SSL *ssl, int *alert, void *arg)
 	struct pt_str host = {name, 0};
 	struct pt_http_server *srv;
 
-	(void)alert;
 	(void)arg;
 	if (c == NULL)
 		return SSL_CLIENT_HELLO_SUCCESS;
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext,
-				      &extlen) == 1)
-		host.len = tls_sni(ext, extlen, name, sizeof(name));
+				      &extlen) == 1) {
+		ssize_t n = tls_sni(ext, extlen, name, sizeof(name));
+		if (n < 0) {
+			pt_conn_log(c, PT_LOG_INFO, 0,
+				    "TLS handshake refused: the SNI name holds "
+				    "bytes no host name has");
+			*alert = SSL_AD_UNRECOGNIZED_NAME;
+			return SSL_CLIENT_HELLO_ERROR;
+		}
+		host.len = (size_t)n;
+	}
 	srv = host.len ? pt_http_find_server(c->addr, host)
 		       : c->addr->default_server;
 	if (srv != c->tls_server) {
