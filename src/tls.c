@@ -101,7 +101,7 @@ static const struct pt_range tls_timeout_range = {1000, 7 * 86400 * 1000LL};
 #define TLS(f)    offsetof(struct pt_tls_srv_conf, f)
 #define TLS_SCOPE (PT_SCOPE_MAIN | PT_SCOPE_SERVER)
 /* in the order of PT_TLS_* (tls.h): the index is the member's node */
-static const struct pt_setting tls_members[] = {
+const struct pt_setting pt_tls_members[] = {
 	{"certificates", PT_T_CUSTOM, TLS_SCOPE, PT_STORE_SRV, 0, tls_set_certs,
 	 NULL},
 	{"protocols", PT_T_STRLIST, TLS_SCOPE, PT_STORE_SRV, TLS(protocols),
@@ -133,7 +133,7 @@ tls_set_group(struct pt_conf *cf, const struct pt_setting *s,
 			      s->name);
 		return PT_ERROR;
 	}
-	return pt_conf_walk_table(cf, node, tls_members, "\"tls\"", conf);
+	return pt_conf_walk_table(cf, node, pt_tls_members, "\"tls\"", conf);
 }
 
 /* The generic setter, and where the member was set. */
@@ -143,7 +143,7 @@ tls_set_noted(struct pt_conf *cf, const struct pt_setting *s,
 {
 	struct pt_tls_srv_conf *tc = conf;
 
-	tc->nodes[s - tls_members] = node;
+	tc->nodes[s - pt_tls_members] = node;
 	return pt_conf_set_generic(cf, s, node, conf);
 }
 

@@ -67,6 +67,8 @@ struct pt_tls_srv_conf {
 };
 
 extern const struct pt_module pt_tls_module;
+/* The members of the `tls` group (checked against the man page). */
+extern const struct pt_setting pt_tls_members[];
 
 /* The module's place in pt_modules[] (PT_CORE_MODULES, module.h). */
 #define PT_TLS_INDEX 2

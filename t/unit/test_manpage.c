@@ -17,6 +17,8 @@
  *     an ".It Cm NAME" entry in the UPSTREAMS section, once, with the value
  *     hint of their type, and every such entry is a member. Block members
  *     are written "Cm", not "Ic", so that they never pass for settings.
+ *   - the members of the `tls` group (pt_tls_members) have an ".It Cm
+ *     NAME" entry in the SERVERS section, once, with their value hint.
  * A failure lists every offending name at once.
  *
  * The page is read from the source tree (PT_SRCDIR), so a VPATH build
@@ -25,6 +27,7 @@
 #include "core.h"
 #include "http.h"
 #include "module.h"
+#include "tls.h"
 
 #include <check.h>
 
@@ -404,6 +407,43 @@ t_count_block(const char *name, const struct t_item **first)
 }
 #endif
 
+/* The members of the server's tls group, each once in SERVERS. */
+START_TEST(test_tls_members_documented)
+{
+	char missing[1024] = "", hint[1024] = "";
+	unsigned nmembers = 0;
+
+	t_read_man();
+	for (const struct pt_setting *s = pt_tls_members; s->name; s++) {
+		const struct t_item *first = NULL;
+		const char *h = t_hint(s->type);
+		unsigned n = 0;
+
+		nmembers++;
+		for (unsigned i = 0; i < t_nitems; i++) {
+			const struct t_item *it = &t_items[i];
+			if (strcmp(it->kind, "Cm") == 0 &&
+			    strcmp(it->section, "SERVERS") == 0 &&
+			    strcmp(it->name, s->name) == 0 && n++ == 0)
+				first = it;
+		}
+		if (n != 1)
+			t_note(missing, sizeof(missing), "", s->name);
+		else if (h != NULL && strstr(first->line, h) == NULL)
+			t_note(hint, sizeof(hint), "", s->name);
+	}
+	ck_assert_uint_ge(nmembers, 10);
+	ck_assert_msg(missing[0] == '\0',
+		      "tls members without exactly one \".It Cm NAME\" in "
+		      "the SERVERS section of %s:%s",
+		      T_MAN, missing);
+	ck_assert_msg(hint[0] == '\0',
+		      "tls members whose entry does not show their type:%s",
+		      hint);
+	t_free_man();
+}
+END_TEST
+
 /* The members of the upstreams blocks, both ways. */
 START_TEST(test_blocks_documented)
 {
@@ -502,6 +542,7 @@ t_suite(void)
 	tcase_add_test(tc, test_documented_exist);
 	tcase_add_test(tc, test_tables_unique);
 	tcase_add_test(tc, test_blocks_documented);
+	tcase_add_test(tc, test_tls_members_documented);
 	suite_add_tcase(s, tc);
 	return s;
 }
