@@ -37,6 +37,7 @@
 
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -74,10 +75,17 @@ struct tls_sess_cycle {
 	int64_t ticket_life_ms;    /* largest timeout of servers w/ tickets */
 };
 
-/* Per SSL_CTX, in its ex_data. */
+/*
+ * Per SSL_CTX, in its ex_data. OpenSSL calls the session callbacks of
+ * the context a session started with (its address's default server)
+ * even after SNI moved it to another server's: every context has the
+ * callbacks, and they follow the settings of the context the session is
+ * in now (SSL_get_SSL_CTX).
+ */
 struct tls_sess_ctx {
-	struct tls_sess_cycle *cy;
+	struct tls_sess_cycle *cy; /* NULL when neither is on */
 	unsigned cache : 1;
+	unsigned tickets : 1;
 };
 
 struct tsc_entry {
@@ -126,6 +134,15 @@ tls_sess_of(SSL_CTX *ctx)
 	if (ctx == NULL || tls_sess_index < 0)
 		return NULL;
 	return SSL_CTX_get_ex_data(ctx, tls_sess_index);
+}
+
+/* The cache zone, if the server ssl is with now keeps sessions. */
+static struct pt_shm_zone *
+tls_sess_cache_of(SSL_CTX *ctx)
+{
+	struct tls_sess_ctx *sc = tls_sess_of(ctx);
+
+	return sc != NULL && sc->cache && sc->cy != NULL ? sc->cy->cache : NULL;
 }
 
 /* ---- the session cache: table and queue ------------------------------ */
@@ -301,13 +318,13 @@ tsc_store(struct pt_shm_zone *z, const unsigned char *id, size_t id_len,
 static int
 tsc_new_cb(SSL *ssl, SSL_SESSION *sess)
 {
-	struct tls_sess_ctx *sc = tls_sess_of(SSL_get_SSL_CTX(ssl));
+	struct pt_shm_zone *z = tls_sess_cache_of(SSL_get_SSL_CTX(ssl));
 	unsigned char der[TSC_MAX_DER], *p = der;
 	const unsigned char *id;
 	unsigned int id_len;
 	int len;
 
-	if (sc == NULL || !sc->cache || sc->cy->cache == NULL)
+	if (z == NULL)
 		return 0;
 	/* TLS 1.3 with stateless tickets: OpenSSL offers the session to
 	 * the cache too, but nobody will ask for it by id */
@@ -320,7 +337,7 @@ tsc_new_cb(SSL *ssl, SSL_SESSION *sess)
 	len = i2d_SSL_SESSION(sess, NULL);
 	if (len <= 0 || len > TSC_MAX_DER || i2d_SSL_SESSION(sess, &p) != len)
 		return 0;
-	tsc_store(sc->cy->cache, id, id_len, der, (size_t)len,
+	tsc_store(z, id, id_len, der, (size_t)len,
 		  pt_now.mono_ms +
 			  (int64_t)SSL_SESSION_get_timeout(sess) * 1000);
 	return 0; /* no reference kept */
@@ -329,19 +346,17 @@ tsc_new_cb(SSL *ssl, SSL_SESSION *sess)
 static SSL_SESSION *
 tsc_get_cb(SSL *ssl, const unsigned char *id, int id_len, int *copy)
 {
-	struct tls_sess_ctx *sc = tls_sess_of(SSL_get_SSL_CTX(ssl));
+	struct pt_shm_zone *z = tls_sess_cache_of(SSL_get_SSL_CTX(ssl));
 	unsigned char der[TSC_MAX_DER];
 	const unsigned char *p = der;
-	struct pt_shm_zone *z;
 	struct tsc_root *root;
 	struct tsc_entry *e;
+	SSL_SESSION *sess;
 	size_t len = 0;
 
 	*copy = 0;
-	if (sc == NULL || sc->cy->cache == NULL || id_len <= 0 ||
-	    id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+	if (z == NULL || id_len <= 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
 		return NULL;
-	z = sc->cy->cache;
 	if ((root = tsc_lock(z)) == NULL)
 		return NULL;
 	e = tsc_find(root, id, (size_t)id_len, tsc_hash(id, (size_t)id_len));
@@ -360,33 +375,45 @@ tsc_get_cb(SSL *ssl, const unsigned char *id, int id_len, int *copy)
 		root->misses++;
 	}
 	pt_shm_unlock(z);
-	/* garbage decodes to NULL: a miss */
-	return len > 0 ? d2i_SSL_SESSION(NULL, &p, (long)len) : NULL;
+	if (len == 0)
+		return NULL;
+	/* garbage decodes to NULL: a miss. Its errors must not stay in
+	 * the queue: SSL_get_error() would read them as this handshake's
+	 * failure. */
+	sess = d2i_SSL_SESSION(NULL, &p, (long)len);
+	if (sess == NULL)
+		ERR_clear_error();
+	return sess;
 }
 
 static void
 tsc_remove_cb(SSL_CTX *ctx, SSL_SESSION *sess)
 {
 	struct tls_sess_ctx *sc = tls_sess_of(ctx);
+	struct pt_shm_zone *z;
 	const unsigned char *id;
 	unsigned int id_len;
 	struct tsc_root *root;
 	struct tsc_entry *e;
 
-	if (sc == NULL || sc->cy->cache == NULL)
+	/* ctx is the session's first context; the zone is the same for
+	 * every context of the cycle, but a first context with neither a
+	 * cache nor tickets does not know it: the entry then stays until
+	 * it expires or is evicted */
+	if (sc == NULL || sc->cy == NULL || (z = sc->cy->cache) == NULL)
 		return;
 	id = SSL_SESSION_get_id(sess, &id_len);
 	if (id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
 		return;
-	if ((root = tsc_lock(sc->cy->cache)) == NULL)
+	if ((root = tsc_lock(z)) == NULL)
 		return;
 	e = tsc_find(root, id, id_len, tsc_hash(id, id_len));
 	if (e != NULL) {
 		root->busy = 1;
-		tsc_drop(sc->cy->cache, root, e);
+		tsc_drop(z, root, e);
 		root->busy = 0;
 	}
-	pt_shm_unlock(sc->cy->cache);
+	pt_shm_unlock(z);
 }
 
 static int
@@ -471,6 +498,9 @@ tk_rotate(struct tk_root *root, int64_t now, int64_t life)
 	    RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
 	    RAND_bytes(k->hmac, sizeof(k->hmac)) != 1) {
 		tk_clear(k);
+		/* the handshake in progress goes on with the old key: its
+		 * SSL_get_error() must not find this in the queue */
+		ERR_clear_error();
 		return PT_ERROR;
 	}
 	k->created_ms = now;
@@ -541,7 +571,8 @@ tk_select(SSL *ssl, unsigned char *name, struct tk_key *out, int enc)
 	struct tk_root *root;
 	int rc = 0;
 
-	if (sc == NULL || sc->cy->keys == NULL)
+	if (sc == NULL || !sc->tickets || sc->cy == NULL ||
+	    sc->cy->keys == NULL)
 		return 0;
 	life = sc->cy->ticket_life_ms;
 	if ((root = tk_lock(sc->cy->keys, now)) == NULL)
@@ -691,28 +722,80 @@ tsc_declare(struct pt_conf *cf, struct tls_sess_cycle *cy, size_t size)
 	return PT_OK;
 }
 
+/* Feed the DER of x (a certificate) or of a name into md. */
+static int
+tls_sess_digest_der(EVP_MD_CTX *md, const X509 *x, const X509_NAME *name)
+{
+	unsigned char *der = NULL;
+	int len = x != NULL ? i2d_X509(x, &der) : i2d_X509_NAME(name, &der);
+	int ok = len > 0 && EVP_DigestUpdate(md, der, (size_t)len) == 1;
+
+	OPENSSL_free(der);
+	return ok ? PT_OK : PT_ERROR;
+}
+
+/* What a session made with ctx vouches for: its certificates, how it
+ * verifies clients and against which authorities. */
+static int
+tls_sess_digest_ctx(EVP_MD_CTX *md, SSL_CTX *ctx)
+{
+	int v[2] = {SSL_CTX_get_verify_mode(ctx),
+		    SSL_CTX_get_verify_depth(ctx)};
+	STACK_OF(X509_NAME) *names = SSL_CTX_get_client_CA_list(ctx);
+	STACK_OF(X509_OBJECT) * objs;
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	SSL *ssl = SSL_new(ctx); /* to walk the certificates, not ctx's */
+	int rc = ssl != NULL && EVP_DigestUpdate(md, v, sizeof(v)) == 1
+			 ? PT_OK
+			 : PT_ERROR;
+
+	for (int more = ssl != NULL &&
+			SSL_set_current_cert(ssl, SSL_CERT_SET_FIRST);
+	     rc == PT_OK && more;
+	     more = SSL_set_current_cert(ssl, SSL_CERT_SET_NEXT))
+		if (SSL_get_certificate(ssl) != NULL)
+			rc = tls_sess_digest_der(md, SSL_get_certificate(ssl),
+						 NULL);
+	SSL_free(ssl);
+	for (int i = 0; rc == PT_OK && i < sk_X509_NAME_num(names); i++)
+		rc = tls_sess_digest_der(md, NULL,
+					 sk_X509_NAME_value(names, i));
+	objs = store != NULL ? X509_STORE_get0_objects(store) : NULL;
+	for (int i = 0; rc == PT_OK && i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		if (x != NULL)
+			rc = tls_sess_digest_der(md, x, NULL);
+	}
+	return rc;
+}
+
+/*
+ * The session id context: a digest of the server block's context and of
+ * what ctx vouches for, so that a session resumes only where the same
+ * certificates are served and clients are verified the same way: a
+ * reload that changes verify_client or client_ca (or a server block
+ * that now has the old one's number) makes full handshakes, never lets
+ * a session made under the old rules in.
+ */
 static int
 tls_sess_id_context(struct pt_conf *cf, SSL_CTX *ctx,
 		    const unsigned char *sid_ctx, size_t len)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int outlen = 0;
+	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		 EVP_DigestUpdate(md, sid_ctx, len) == 1 &&
+		 tls_sess_digest_ctx(md, ctx) == PT_OK &&
+		 EVP_DigestFinal_ex(md, out, &outlen) == 1 &&
+		 SSL_CTX_set_session_id_context(
+			 ctx, out,
+			 PT_MIN(outlen, (unsigned)SSL_MAX_SID_CTX_LENGTH)) == 1;
 
-	if (len == 0) {
-		sid_ctx = (const unsigned char *)"portier";
-		len = 7;
-	}
-	if (len > SSL_MAX_SID_CTX_LENGTH) {
-		if (EVP_Digest(sid_ctx, len, md, &mdlen, EVP_sha256(), NULL) !=
-		    1)
-			goto fail;
-		sid_ctx = md;
-		len = PT_MIN(mdlen, SSL_MAX_SID_CTX_LENGTH);
-	}
-	if (SSL_CTX_set_session_id_context(ctx, sid_ctx, (unsigned int)len) ==
-	    1)
+	EVP_MD_CTX_free(md);
+	if (ok)
 		return PT_OK;
-fail:
+	ERR_clear_error();
 	pt_conf_error(cf, NULL, "tls: cannot set the session id context");
 	return PT_ERROR;
 }
@@ -722,59 +805,61 @@ pt_tls_sessions_setup(struct pt_conf *cf, SSL_CTX *ctx, size_t cache_size,
 		      int tickets, int64_t timeout_ms,
 		      const unsigned char *sid_ctx, size_t sid_ctx_len)
 {
-	struct tls_sess_cycle *cy;
 	struct tls_sess_ctx *sc;
 	int64_t secs = timeout_ms <= 0 ? 1 : (timeout_ms + 999) / 1000;
 
 	if (tls_sess_id_context(cf, ctx, sid_ctx, sid_ctx_len) != PT_OK)
 		return PT_ERROR;
 	SSL_CTX_set_timeout(ctx, (long)PT_MIN(secs, (int64_t)LONG_MAX));
-	if (cache_size == 0 && !tickets) {
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-		SSL_CTX_set_num_tickets(ctx, 0);
-		return PT_OK;
-	}
 	if (tls_sess_index < 0)
 		tls_sess_index =
 			SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	cy = tls_sess_cycle(cf);
 	sc = pt_pcalloc(cf->pool, sizeof(*sc));
-	if (tls_sess_index < 0 || cy == NULL || sc == NULL ||
-	    SSL_CTX_set_ex_data(ctx, tls_sess_index, sc) != 1) {
-		pt_conf_error(cf, NULL, "tls: session setup: out of memory");
-		return PT_ERROR;
-	}
-	sc->cy = cy;
-	if (cache_size > 0) {
-		if (tsc_declare(cf, cy, cache_size) != PT_OK)
-			return PT_ERROR;
-		sc->cache = 1;
-		SSL_CTX_set_session_cache_mode(
-			ctx,
-			SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
-		SSL_CTX_sess_set_new_cb(ctx, tsc_new_cb);
-		SSL_CTX_sess_set_get_cb(ctx, tsc_get_cb);
-		SSL_CTX_sess_set_remove_cb(ctx, tsc_remove_cb);
-	} else {
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	}
-	if (!tickets) {
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-		return PT_OK;
-	}
-	if (cy->keys == NULL) {
-		cy->keys = pt_shm_zone_add(cf, TLS_KEYS_ZONE, PT_SHM_MIN_SIZE,
-					   tk_zone_init, cy);
-		if (cy->keys == NULL)
-			return PT_ERROR;
-	}
-	cy->ticket_life_ms = PT_MAX(cy->ticket_life_ms, secs * 1000);
-	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+	if (tls_sess_index < 0 || sc == NULL ||
+	    SSL_CTX_set_ex_data(ctx, tls_sess_index, sc) != 1)
+		goto nomem;
+	/* the callbacks on every context: this one may be where a session
+	 * starts before SNI takes it to a server with a cache or tickets
+	 * (OpenSSL keeps calling the first context's) */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER |
+						    SSL_SESS_CACHE_NO_INTERNAL);
+	SSL_CTX_sess_set_new_cb(ctx, tsc_new_cb);
+	SSL_CTX_sess_set_get_cb(ctx, tsc_get_cb);
+	SSL_CTX_sess_set_remove_cb(ctx, tsc_remove_cb);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tk_ticket_cb);
 #else
 	SSL_CTX_set_tlsext_ticket_key_cb(ctx, tk_ticket_cb);
 #endif
+	if (!tickets) {
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		if (cache_size == 0) /* TLS 1.3: not even stateful ones */
+			SSL_CTX_set_num_tickets(ctx, 0);
+	}
+	if (cache_size == 0 && !tickets)
+		return PT_OK;
+	sc->cy = tls_sess_cycle(cf);
+	if (sc->cy == NULL)
+		goto nomem;
+	if (cache_size > 0) {
+		if (tsc_declare(cf, sc->cy, cache_size) != PT_OK)
+			return PT_ERROR;
+		sc->cache = 1;
+	}
+	if (!tickets)
+		return PT_OK;
+	if (sc->cy->keys == NULL) {
+		sc->cy->keys =
+			pt_shm_zone_add(cf, TLS_KEYS_ZONE, PT_SHM_MIN_SIZE,
+					tk_zone_init, sc->cy);
+		if (sc->cy->keys == NULL)
+			return PT_ERROR;
+	}
+	sc->tickets = 1;
+	sc->cy->ticket_life_ms = PT_MAX(sc->cy->ticket_life_ms, secs * 1000);
+	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
 	return PT_OK;
+nomem:
+	pt_conf_error(cf, NULL, "tls: session setup: out of memory");
+	return PT_ERROR;
 }

@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "unit.h"
+#include <openssl/err.h>
 #include <openssl/x509.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,11 +22,11 @@
 #define MIN_MS ((int64_t)60 * 1000)
 
 static EVP_PKEY *t_key;
-static X509 *t_cert;
+static X509 *t_cert, *t_cert2; /* same key and name, another serial */
 
 static struct pt_cycle t_cycle, t_cycle2;
 static struct pt_conf t_cf, t_cf2;
-static SSL_CTX *t_srv[4];
+static SSL_CTX *t_srv[8];
 static unsigned t_nsrv;
 
 /* ---- fixtures ---------------------------------------------------------- */
@@ -53,7 +54,11 @@ make_cert(void)
 				   0);
 	X509_set_issuer_name(t_cert, name);
 	X509_set_pubkey(t_cert, t_key);
-	if (X509_sign(t_cert, t_key, EVP_sha256()) > 0)
+	if (X509_sign(t_cert, t_key, EVP_sha256()) <= 0 ||
+	    (t_cert2 = X509_dup(t_cert)) == NULL)
+		goto fail;
+	ASN1_INTEGER_set(X509_get_serialNumber(t_cert2), 2);
+	if (X509_sign(t_cert2, t_key, EVP_sha256()) > 0)
 		return;
 fail:
 	fprintf(stderr, "cannot make the test certificate\n");
@@ -89,15 +94,18 @@ teardown(void)
 	pt_pool_destroy(t_cycle.pool);
 }
 
-/* A server context of cycle cf ("a worker's view of a server block"). */
+/* A server context of cycle cf ("a worker's view of a server block"),
+ * made different by prep (its certificate is loaded after) if not NULL. */
 static SSL_CTX *
-server(struct pt_conf *cf, size_t cache, int tickets, int64_t timeout,
-       const char *sid)
+server_prep(struct pt_conf *cf, size_t cache, int tickets, int64_t timeout,
+	    const char *sid, X509 *(*prep)(SSL_CTX *ctx))
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	X509 *cert;
 
 	ck_assert_ptr_nonnull(ctx);
-	ck_assert_int_eq(SSL_CTX_use_certificate(ctx, t_cert), 1);
+	cert = prep != NULL ? prep(ctx) : t_cert;
+	ck_assert_int_eq(SSL_CTX_use_certificate(ctx, cert), 1);
 	ck_assert_int_eq(SSL_CTX_use_PrivateKey(ctx, t_key), 1);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -109,6 +117,13 @@ server(struct pt_conf *cf, size_t cache, int tickets, int64_t timeout,
 	ck_assert_uint_lt(t_nsrv, PT_ARRAY_SIZE(t_srv));
 	t_srv[t_nsrv++] = ctx;
 	return ctx;
+}
+
+static SSL_CTX *
+server(struct pt_conf *cf, size_t cache, int tickets, int64_t timeout,
+       const char *sid)
+{
+	return server_prep(cf, cache, tickets, timeout, sid, NULL);
 }
 
 static void
@@ -504,6 +519,14 @@ START_TEST(test_corrupt_entry)
 	s1 = handshake(a, cctx, NULL, &reused);
 	ck_assert_ptr_nonnull(root->head);
 	memset(root->head->der, 0xa5, root->head->len);
+	/* a miss that leaves no error behind: SSL_get_error() of the
+	 * handshake that asked would take it for its own failure */
+	ssl = SSL_new(a);
+	ERR_clear_error();
+	ck_assert_ptr_null(tsc_get_cb(ssl, root->head->id,
+				      (int)root->head->id_len, &copy));
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+	SSL_free(ssl);
 	s2 = handshake(a, cctx, s1, &reused);
 	ck_assert_int_eq(reused, 0);
 	SSL_SESSION_free(s2);
@@ -628,6 +651,141 @@ START_TEST(test_lock_owner_died)
 }
 END_TEST
 
+/* ---- what a session vouches for ------------------------------------------ */
+
+static X509 *
+prep_verify(SSL_CTX *ctx)
+{
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL); /* "optional" */
+	return t_cert;
+}
+
+static X509 *
+prep_depth(SSL_CTX *ctx)
+{
+	SSL_CTX_set_verify_depth(ctx, 3);
+	return t_cert;
+}
+
+static X509 *
+prep_client_ca(SSL_CTX *ctx)
+{
+	ck_assert_int_eq(SSL_CTX_add_client_CA(ctx, t_cert), 1);
+	return t_cert;
+}
+
+static X509 *
+prep_trust(SSL_CTX *ctx)
+{
+	ck_assert_int_eq(
+		X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), t_cert), 1);
+	return t_cert;
+}
+
+static X509 *
+prep_cert(SSL_CTX *ctx)
+{
+	(void)ctx;
+	return t_cert2;
+}
+
+/* The same server block (sid) after a reload that changed how clients
+ * are verified or what it serves: a session of before must not resume
+ * (one made without a client certificate would pass verify_client on). */
+START_TEST(test_sid_ctx_covers_auth)
+{
+	X509 *(*preps[])(SSL_CTX *) = {prep_verify, prep_depth, prep_client_ca,
+				       prep_trust, prep_cert};
+	static const struct {
+		size_t cache;
+		int tickets, version;
+	} cases[] = {{MB, 0, TLS1_2_VERSION},
+		     {MB, 0, TLS1_3_VERSION},
+		     {0, 1, TLS1_2_VERSION},
+		     {0, 1, TLS1_3_VERSION}};
+
+	for (unsigned i = 0; i < PT_ARRAY_SIZE(cases); i++) {
+		struct pt_cycle c;
+		struct pt_conf cf;
+		SSL_CTX *a, *a2, *b[PT_ARRAY_SIZE(preps)];
+
+		cycle_init(&c, &cf);
+		a = server(&cf, cases[i].cache, cases[i].tickets, MIN_MS,
+			   "srv1");
+		a2 = server(&cf, cases[i].cache, cases[i].tickets, MIN_MS,
+			    "srv1");
+		for (unsigned k = 0; k < PT_ARRAY_SIZE(preps); k++)
+			b[k] = server_prep(&cf, cases[i].cache,
+					   cases[i].tickets, MIN_MS, "srv1",
+					   preps[k]);
+		open_zones(&c, NULL);
+		ck_assert_msg(resumes_across(a, a2, cases[i].version),
+			      "case %u: the same context did not resume", i);
+		for (unsigned k = 0; k < PT_ARRAY_SIZE(preps); k++)
+			ck_assert_msg(
+				!resumes_across(a, b[k], cases[i].version),
+				"case %u: resumed across change %u", i, k);
+		while (t_nsrv > 0)
+			SSL_CTX_free(t_srv[--t_nsrv]);
+		pt_shm_close(&c);
+		pt_pool_destroy(c.pool);
+	}
+}
+END_TEST
+
+/* ---- SNI: a session started on a default server without sessions ------- */
+
+static SSL_CTX *t_switch_to;
+
+/* What tls.c's client hello callback does when SNI names another server. */
+static int
+switch_cb(SSL *ssl, int *alert, void *arg)
+{
+	SSL_CTX *ctx = t_switch_to;
+
+	(void)alert;
+	(void)arg;
+	SSL_set_SSL_CTX(ssl, ctx);
+	SSL_clear_options(ssl,
+			  SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
+	SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+	SSL_set_num_tickets(ssl, SSL_CTX_get_num_tickets(ctx));
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/*
+ * OpenSSL calls the session callbacks of the context a session started
+ * with: a default server with neither cache nor tickets must not take
+ * them from the server SNI chose. The two defaults (def, def2: another
+ * worker's, or after a reload) have their own OpenSSL ticket keys, so
+ * only the shared ones resume across them.
+ */
+START_TEST(test_sni_switch)
+{
+	SSL_CTX *def = server(&t_cf, 0, 0, MIN_MS, "default");
+	SSL_CTX *def2 = server(&t_cf, 0, 0, MIN_MS, "default");
+	SSL_CTX *cache = server(&t_cf, MB, 0, MIN_MS, "cache");
+	SSL_CTX *tick = server(&t_cf, 0, 1, MIN_MS, "tickets");
+
+	SSL_CTX_set_client_hello_cb(def, switch_cb, NULL);
+	SSL_CTX_set_client_hello_cb(def2, switch_cb, NULL);
+	open_zones(&t_cycle, NULL);
+	t_switch_to = cache;
+	ck_assert_int_eq(resumes_across_opts(def, def2, TLS1_2_VERSION,
+					     SSL_OP_NO_TICKET),
+			 1);
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_3_VERSION), 1);
+	t_switch_to = tick;
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_2_VERSION), 1);
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_3_VERSION), 1);
+	/* and on the default itself, still none */
+	SSL_CTX_set_client_hello_cb(def, NULL, NULL);
+	SSL_CTX_set_client_hello_cb(def2, NULL, NULL);
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_2_VERSION), 0);
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_3_VERSION), 0);
+}
+END_TEST
+
 /* ---- cycles ------------------------------------------------------------- */
 
 START_TEST(test_sizes_in_one_cycle)
@@ -643,10 +801,10 @@ START_TEST(test_sizes_in_one_cycle)
 	ck_assert_uint_eq(cycle_of(a)->cache->size, 2 * MB);
 	ck_assert_int_eq(cycle_of(a)->ticket_life_ms, 10 * MIN_MS);
 	ck_assert_int_eq(SSL_CTX_get_timeout(a), 120);
-	/* neither: nothing to resume, no tickets at all */
-	ck_assert_ptr_null(tls_sess_of(c));
+	/* neither: nothing to resume, no tickets at all (the callbacks
+	 * are there for sessions that SNI moves to another context) */
+	ck_assert(!tls_sess_of(c)->cache && !tls_sess_of(c)->tickets);
 	ck_assert(SSL_CTX_get_options(c) & SSL_OP_NO_TICKET);
-	ck_assert_int_eq(SSL_CTX_get_session_cache_mode(c), SSL_SESS_CACHE_OFF);
 	ck_assert_uint_eq(SSL_CTX_get_num_tickets(c), 0);
 	ck_assert_int_eq(resumes_across(c, c, TLS1_3_VERSION), 0);
 	ck_assert_int_eq(resumes_across(c, c, TLS1_2_VERSION), 0);
@@ -720,6 +878,8 @@ main(void)
 	tcase_add_test(tc, test_tls13_ticket_chain);
 	tcase_add_test(tc, test_cache_and_tickets);
 	tcase_add_test(tc, test_sid_ctx_isolates);
+	tcase_add_test(tc, test_sid_ctx_covers_auth);
+	tcase_add_test(tc, test_sni_switch);
 	tcase_add_test(tc, test_eviction);
 	tcase_add_test(tc, test_expiry);
 	tcase_add_test(tc, test_ticket_rotation);
