@@ -831,11 +831,12 @@ pt_tls_sessions_setup(struct pt_conf *cf, SSL_CTX *ctx, size_t cache_size,
 #else
 	SSL_CTX_set_tlsext_ticket_key_cb(ctx, tk_ticket_cb);
 #endif
-	if (!tickets) {
+	/* With neither, TLS 1.3 still sends (stateful) tickets, which no
+	 * cache keeps: SSL_set_SSL_CTX() does not carry the number of
+	 * tickets over, and a zero here would leave a server reached by SNI
+	 * with none at all. */
+	if (!tickets)
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-		if (cache_size == 0) /* TLS 1.3: not even stateful ones */
-			SSL_CTX_set_num_tickets(ctx, 0);
-	}
 	if (cache_size == 0 && !tickets)
 		return PT_OK;
 	sc->cy = tls_sess_cycle(cf);

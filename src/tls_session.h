@@ -29,8 +29,7 @@ struct pt_conf;
  * resumes where any of them differ (across a reload, too).
  * Every context gets the callbacks, even with neither cache nor tickets:
  * OpenSSL calls those of the context a session started with, and the
- * callbacks apply the settings of the context SNI moved it to. A switch
- * to another context must carry SSL_CTX_get_num_tickets() over too.
+ * callbacks apply the settings of the context SNI moved it to.
  * Declares the zones on first use in the cycle being configured (cf):
  * the cache zone is sized by the largest cache_size given in the cycle
  * (at least PT_SHM_MIN_SIZE); the ticket keys rotate after the largest

@@ -10,6 +10,8 @@
 # IO::Socket::SSL says so and the server's $ssl_session_reused is "r".
 # Then a HUP: the new workers resume the sessions made with the old ones
 # (the zones, with the sessions and the keys, are carried over).
+# "sni" is a server reached by SNI behind a default server with neither
+# cache nor tickets: OpenSSL calls the default's session callbacks.
 use strict;
 use warnings;
 use FindBin;
@@ -23,7 +25,8 @@ use Test::More;
 my $WORKERS = 4;
 my $t = PortierTest->new;
 my $pki = PortierTLS->new($t->dir . '/pki');
-my ($crt, $key) = $pki->server('ec', 'both.test', 'cache.test', 'tickets.test');
+my ($crt, $key) = $pki->server('ec', 'both.test', 'cache.test', 'tickets.test',
+	'sni.test', 'default.test');
 
 my $RET = '$ssl_session_reused $ssl_protocol';
 $t->config(<<"EOF")->run(workers => $WORKERS);
@@ -37,11 +40,17 @@ servers = (
     locations = ( { path = "/"; return = "200 cache $RET"; } ); },
   { listen = "127.0.0.1:%%PORT_2%% ssl reuseport"; server_name = "tickets.test";
     tls = { session_cache = "off"; };
-    locations = ( { path = "/"; return = "200 tickets $RET"; } ); }
+    locations = ( { path = "/"; return = "200 tickets $RET"; } ); },
+  { listen = "127.0.0.1:%%PORT_3%% ssl reuseport"; server_name = "default.test";
+    tls = { session_cache = "off"; session_tickets = false; };
+    locations = ( { path = "/"; return = "200 default $RET"; } ); },
+  { listen = "127.0.0.1:%%PORT_3%% ssl"; server_name = "sni.test";
+    tls = { session_tickets = false; };
+    locations = ( { path = "/"; return = "200 sni $RET"; } ); }
 );
 EOF
 
-my %MODES = (both => 0, cache => 1, tickets => 2); # name => port index
+my %MODES = (both => 0, cache => 1, tickets => 2, sni => 3); # name => port index
 my %VERSIONS = ('TLSv1.3' => 'TLSv1_3', 'TLSv1.2' => 'TLSv1_2');
 
 # One open TCP connection to port owned by each of @workers: { pid => socket }.
