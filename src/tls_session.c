@@ -735,12 +735,18 @@ tls_sess_digest_der(EVP_MD_CTX *md, const X509 *x, const X509_NAME *name)
 }
 
 /* What a session made with ctx vouches for: its certificates, how it
- * verifies clients and against which authorities. */
+ * verifies clients and against which authorities, and the protocols and
+ * ciphers it may use (OpenSSL checks the client's list, not ours). */
 static int
 tls_sess_digest_ctx(EVP_MD_CTX *md, SSL_CTX *ctx)
 {
-	int v[2] = {SSL_CTX_get_verify_mode(ctx),
-		    SSL_CTX_get_verify_depth(ctx)};
+	uint64_t v[5] = {
+		(uint64_t)SSL_CTX_get_verify_mode(ctx),
+		(uint64_t)SSL_CTX_get_verify_depth(ctx),
+		(uint64_t)SSL_CTX_get_min_proto_version(ctx),
+		(uint64_t)SSL_CTX_get_max_proto_version(ctx),
+		(uint64_t)(SSL_CTX_get_options(ctx) & SSL_OP_NO_SSL_MASK)};
+	STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
 	STACK_OF(X509_NAME) *names = SSL_CTX_get_client_CA_list(ctx);
 	STACK_OF(X509_OBJECT) * objs;
 	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
@@ -757,6 +763,12 @@ tls_sess_digest_ctx(EVP_MD_CTX *md, SSL_CTX *ctx)
 			rc = tls_sess_digest_der(md, SSL_get_certificate(ssl),
 						 NULL);
 	SSL_free(ssl);
+	for (int i = 0; rc == PT_OK && i < sk_SSL_CIPHER_num(ciphers); i++) {
+		uint32_t id =
+			SSL_CIPHER_get_id(sk_SSL_CIPHER_value(ciphers, i));
+		if (EVP_DigestUpdate(md, &id, sizeof(id)) != 1)
+			rc = PT_ERROR;
+	}
 	for (int i = 0; rc == PT_OK && i < sk_X509_NAME_num(names); i++)
 		rc = tls_sess_digest_der(md, NULL,
 					 sk_X509_NAME_value(names, i));

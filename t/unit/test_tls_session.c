@@ -26,7 +26,7 @@ static X509 *t_cert, *t_cert2; /* same key and name, another serial */
 
 static struct pt_cycle t_cycle, t_cycle2;
 static struct pt_conf t_cf, t_cf2;
-static SSL_CTX *t_srv[8];
+static SSL_CTX *t_srv[12];
 static unsigned t_nsrv;
 
 /* ---- fixtures ---------------------------------------------------------- */
@@ -683,6 +683,24 @@ prep_trust(SSL_CTX *ctx)
 }
 
 static X509 *
+prep_ciphers(SSL_CTX *ctx)
+{
+	ck_assert_int_eq(
+		SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES256-GCM-SHA384"),
+		1);
+	ck_assert_int_eq(
+		SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384"), 1);
+	return t_cert;
+}
+
+static X509 *
+prep_versions(SSL_CTX *ctx)
+{
+	ck_assert_int_eq(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), 1);
+	return t_cert;
+}
+
+static X509 *
 prep_cert(SSL_CTX *ctx)
 {
 	(void)ctx;
@@ -694,8 +712,9 @@ prep_cert(SSL_CTX *ctx)
  * (one made without a client certificate would pass verify_client on). */
 START_TEST(test_sid_ctx_covers_auth)
 {
-	X509 *(*preps[])(SSL_CTX *) = {prep_verify, prep_depth, prep_client_ca,
-				       prep_trust, prep_cert};
+	X509 *(*preps[])(SSL_CTX *) = {
+		prep_verify,  prep_depth,    prep_client_ca, prep_trust,
+		prep_ciphers, prep_versions, prep_cert};
 	static const struct {
 		size_t cache;
 		int tickets, version;
