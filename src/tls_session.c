@@ -315,6 +315,27 @@ tsc_store(struct pt_shm_zone *z, const unsigned char *id, size_t id_len,
 
 /* ---- the session cache: OpenSSL's callbacks -------------------------- */
 
+/* OpenSSL gives a new session the lifetime of the context it started
+ * with (the address's default server): it takes that of the server
+ * it is with now, before it is kept or sealed in a ticket. */
+static void
+tls_sess_lifetime(SSL *ssl, SSL_SESSION *sess)
+{
+	long t = SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl));
+
+	if (sess != NULL && t > 0 && SSL_SESSION_get_timeout(sess) != t)
+		(void)SSL_SESSION_set_timeout(sess, t);
+}
+
+/* Before a ticket is made (its lifetime hint is the session's). */
+static int
+tls_sess_ticket_gen(SSL *ssl, void *arg)
+{
+	(void)arg;
+	tls_sess_lifetime(ssl, SSL_get_session(ssl));
+	return 1;
+}
+
 static int
 tsc_new_cb(SSL *ssl, SSL_SESSION *sess)
 {
@@ -334,6 +355,7 @@ tsc_new_cb(SSL *ssl, SSL_SESSION *sess)
 	id = SSL_SESSION_get_id(sess, &id_len);
 	if (id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
 		return 0;
+	tls_sess_lifetime(ssl, sess);
 	len = i2d_SSL_SESSION(sess, NULL);
 	if (len <= 0 || len > TSC_MAX_DER || i2d_SSL_SESSION(sess, &p) != len)
 		return 0;
@@ -843,6 +865,9 @@ pt_tls_sessions_setup(struct pt_conf *cf, SSL_CTX *ctx, size_t cache_size,
 #else
 	SSL_CTX_set_tlsext_ticket_key_cb(ctx, tk_ticket_cb);
 #endif
+	if (SSL_CTX_set_session_ticket_cb(ctx, tls_sess_ticket_gen, NULL,
+					  NULL) != 1)
+		goto nomem;
 	/* With neither, TLS 1.3 still sends (stateful) tickets, which no
 	 * cache keeps: SSL_set_SSL_CTX() does not carry the number of
 	 * tickets over, and a zero here would leave a server reached by SNI

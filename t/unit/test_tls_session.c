@@ -784,6 +784,8 @@ START_TEST(test_sni_switch)
 	SSL_CTX *def2 = server(&t_cf, 0, 0, MIN_MS, "default");
 	SSL_CTX *cache = server(&t_cf, MB, 0, MIN_MS, "cache");
 	SSL_CTX *tick = server(&t_cf, 0, 1, MIN_MS, "tickets");
+	SSL_CTX *long_cache = server(&t_cf, MB, 0, 10 * MIN_MS, "cache");
+	SSL_CTX *long_tick = server(&t_cf, 0, 1, 10 * MIN_MS, "tickets");
 
 	SSL_CTX_set_client_hello_cb(def, switch_cb, NULL);
 	SSL_CTX_set_client_hello_cb(def2, switch_cb, NULL);
@@ -796,6 +798,30 @@ START_TEST(test_sni_switch)
 	t_switch_to = tick;
 	ck_assert_int_eq(resumes_across(def, def2, TLS1_2_VERSION), 1);
 	ck_assert_int_eq(resumes_across(def, def2, TLS1_3_VERSION), 1);
+	/* a session lives as long as the server it is with says, not
+	 * the default: in the cache, and in the ticket's lifetime hint */
+	for (unsigned i = 0; i < 4; i++) {
+		SSL_CTX *cctx = client(i % 2 ? TLS1_3_VERSION : TLS1_2_VERSION);
+		SSL_SESSION *sess;
+		int reused;
+
+		t_switch_to = i < 2 ? long_cache : long_tick;
+		if (i < 2)
+			SSL_CTX_set_options(cctx, SSL_OP_NO_TICKET);
+		sess = handshake(def, cctx, NULL, &reused);
+		if (i > 0) /* TLS 1.2 with a session id: no hint */
+			ck_assert_msg(
+				SSL_SESSION_get_ticket_lifetime_hint(sess) ==
+					600,
+				"case %u: hint %lu", i,
+				SSL_SESSION_get_ticket_lifetime_hint(sess));
+		if (i < 2)
+			ck_assert_int_eq(
+				cache_root(cycle_of(cache))->head->expire_ms,
+				pt_now.mono_ms + 600 * 1000);
+		SSL_SESSION_free(sess);
+		SSL_CTX_free(cctx);
+	}
 	/* and on the default itself, still none */
 	SSL_CTX_set_client_hello_cb(def, NULL, NULL);
 	SSL_CTX_set_client_hello_cb(def2, NULL, NULL);
