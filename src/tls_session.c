@@ -171,28 +171,63 @@ tsc_valid(const struct pt_shm_zone *z, const struct tsc_entry *e,
 	       hi - a - sizeof(*e) >= e->len;
 }
 
+/* More links than entries fit in the zone: a cycle. */
+static size_t
+tsc_limit(const struct pt_shm_zone *z)
+{
+	return z->size / sizeof(struct tsc_entry) + 1;
+}
+
+static void tsc_repair(struct pt_shm_zone *z, struct tsc_root *root);
+
+/*
+ * The entry of id, or NULL. A link that leads out of the zone, to no
+ * entry, or round in a cycle (another bug's scribble: a worker that
+ * dies in a change is repaired by tsc_lock) gets the table rebuilt
+ * rather than followed: a worker never loops or faults on the zone.
+ */
 static struct tsc_entry *
-tsc_find(struct tsc_root *root, const unsigned char *id, size_t len,
-	 uint32_t hash)
+tsc_find(struct pt_shm_zone *z, struct tsc_root *root, const unsigned char *id,
+	 size_t len, uint32_t hash)
 {
 	struct tsc_entry *e = root->buckets[hash & (root->nbuckets - 1)];
 
-	for (; e != NULL; e = e->hnext)
+	for (size_t n = tsc_limit(z); e != NULL; e = e->hnext) {
+		if (n-- == 0 || !tsc_valid(z, e, TSC_ENTRY_MAGIC)) {
+			tsc_repair(z, root);
+			return NULL;
+		}
 		if (e->hash == hash && e->id_len == len &&
 		    memcmp(e->id, id, len) == 0)
 			return e;
+	}
 	return NULL;
 }
 
-/* Unlink e from the table and the queue and free it; busy is set. */
-static void
+static int
+tsc_linked(const struct pt_shm_zone *z, const struct tsc_entry *e)
+{
+	return e == NULL || tsc_valid(z, e, TSC_ENTRY_MAGIC);
+}
+
+/*
+ * Unlink e (a valid entry) from the table and the queue and free it;
+ * busy is set. PT_ERROR if the links around it are broken: the cache
+ * was rebuilt instead (busy is clear again) and e may still be there.
+ */
+static int
 tsc_drop(struct pt_shm_zone *z, struct tsc_root *root, struct tsc_entry *e)
 {
 	struct tsc_entry **pe = &root->buckets[e->hash & (root->nbuckets - 1)];
+	size_t n = tsc_limit(z);
 
-	while (*pe != NULL && *pe != e)
+	while (*pe != NULL && *pe != e && n-- > 0 &&
+	       tsc_valid(z, *pe, TSC_ENTRY_MAGIC))
 		pe = &(*pe)->hnext;
-	PT_ASSERT(*pe == e);
+	if (*pe != e || !tsc_linked(z, e->prev) || !tsc_linked(z, e->next)) {
+		tsc_repair(z, root);
+		return PT_ERROR;
+	}
 	*pe = e->hnext;
 	if (e->prev != NULL)
 		e->prev->next = e->next;
@@ -205,16 +240,18 @@ tsc_drop(struct pt_shm_zone *z, struct tsc_root *root, struct tsc_entry *e)
 	root->nentries--;
 	e->magic = 0;
 	pt_shm_free_locked(z, e);
+	return PT_OK;
 }
 
 /*
- * After a worker died holding the lock in the middle of a change: keep
- * what the forward chain from the head still reaches, rebuild the rest.
+ * After a worker died holding the lock in the middle of a change, or a
+ * broken link: keep what the forward chain from the head still reaches,
+ * rebuild the rest.
  */
 static void
 tsc_repair(struct pt_shm_zone *z, struct tsc_root *root)
 {
-	size_t limit = z->size / sizeof(struct tsc_entry), n = 0;
+	size_t limit = tsc_limit(z), n = 0;
 	struct tsc_entry *e, *prev = NULL;
 
 	memset(root->buckets, 0, root->nbuckets * sizeof(root->buckets[0]));
@@ -262,6 +299,24 @@ tsc_lock(struct pt_shm_zone *z)
 	return root;
 }
 
+/* Drop the oldest entry if it is expired (or expired is 0). 1: dropped,
+ * 0: none to drop, -1: the links were broken (the cache was rebuilt). */
+static int
+tsc_drop_tail(struct pt_shm_zone *z, struct tsc_root *root, int expired)
+{
+	struct tsc_entry *t = root->tail;
+
+	if (t == NULL)
+		return 0;
+	if (!tsc_valid(z, t, TSC_ENTRY_MAGIC)) {
+		tsc_repair(z, root);
+		return -1;
+	}
+	if (expired && t->expire_ms > pt_now.mono_ms)
+		return 0;
+	return tsc_drop(z, root, t) == PT_OK ? 1 : -1;
+}
+
 static void
 tsc_store(struct pt_shm_zone *z, const unsigned char *id, size_t id_len,
 	  const unsigned char *der, size_t len, int64_t expire_ms)
@@ -269,46 +324,44 @@ tsc_store(struct pt_shm_zone *z, const unsigned char *id, size_t id_len,
 	struct tsc_root *root = tsc_lock(z);
 	uint32_t hash = tsc_hash(id, id_len);
 	struct tsc_entry *e, **bucket;
+	int rc = 1;
 
 	if (root == NULL)
 		return;
+	e = tsc_find(z, root, id, id_len, hash);
 	root->busy = 1;
-	e = tsc_find(root, id, id_len, hash);
-	if (e != NULL)
-		tsc_drop(z, root, e);
-	for (unsigned i = 0; i < TSC_EXPIRE_PER_STORE; i++) {
-		if (root->tail == NULL ||
-		    root->tail->expire_ms > pt_now.mono_ms)
-			break;
-		tsc_drop(z, root, root->tail);
-		root->expired++;
-	}
-	while ((e = pt_shm_alloc_locked(z, sizeof(*e) + len)) == NULL &&
-	       root->tail != NULL) {
-		tsc_drop(z, root, root->tail);
+	if (e != NULL && tsc_drop(z, root, e) != PT_OK)
+		goto out; /* rebuilt: this one is not kept, the next is */
+	for (unsigned i = 0; i < TSC_EXPIRE_PER_STORE && rc > 0; i++)
+		if ((rc = tsc_drop_tail(z, root, 1)) > 0)
+			root->expired++;
+	if (rc < 0 || !tsc_linked(z, root->head))
+		goto out;
+	while ((e = pt_shm_alloc_locked(z, sizeof(*e) + len)) == NULL) {
+		if ((rc = tsc_drop_tail(z, root, 0)) <= 0)
+			goto out;
 		root->evictions++;
 	}
-	if (e != NULL) {
-		memset(e, 0, sizeof(*e));
-		e->magic = TSC_ENTRY_MAGIC;
-		e->hash = hash;
-		e->expire_ms = expire_ms;
-		e->len = (uint32_t)len;
-		e->id_len = (uint32_t)id_len;
-		memcpy(e->id, id, id_len);
-		memcpy(e->der, der, len);
-		bucket = &root->buckets[hash & (root->nbuckets - 1)];
-		e->hnext = *bucket;
-		*bucket = e;
-		e->next = root->head;
-		if (root->head != NULL)
-			root->head->prev = e;
-		else
-			root->tail = e;
-		root->head = e;
-		root->nentries++;
-		root->stores++;
-	}
+	memset(e, 0, sizeof(*e));
+	e->magic = TSC_ENTRY_MAGIC;
+	e->hash = hash;
+	e->expire_ms = expire_ms;
+	e->len = (uint32_t)len;
+	e->id_len = (uint32_t)id_len;
+	memcpy(e->id, id, id_len);
+	memcpy(e->der, der, len);
+	bucket = &root->buckets[hash & (root->nbuckets - 1)];
+	e->hnext = *bucket;
+	*bucket = e;
+	e->next = root->head;
+	if (root->head != NULL)
+		root->head->prev = e;
+	else
+		root->tail = e;
+	root->head = e;
+	root->nentries++;
+	root->stores++;
+out:
 	root->busy = 0;
 	pt_shm_unlock(z);
 }
@@ -381,12 +434,12 @@ tsc_get_cb(SSL *ssl, const unsigned char *id, int id_len, int *copy)
 		return NULL;
 	if ((root = tsc_lock(z)) == NULL)
 		return NULL;
-	e = tsc_find(root, id, (size_t)id_len, tsc_hash(id, (size_t)id_len));
+	e = tsc_find(z, root, id, (size_t)id_len, tsc_hash(id, (size_t)id_len));
 	if (e != NULL && e->expire_ms <= pt_now.mono_ms) {
 		root->busy = 1;
-		tsc_drop(z, root, e);
+		if (tsc_drop(z, root, e) == PT_OK)
+			root->expired++;
 		root->busy = 0;
-		root->expired++;
 		e = NULL;
 	}
 	if (e != NULL) {
@@ -429,10 +482,10 @@ tsc_remove_cb(SSL_CTX *ctx, SSL_SESSION *sess)
 		return;
 	if ((root = tsc_lock(z)) == NULL)
 		return;
-	e = tsc_find(root, id, id_len, tsc_hash(id, id_len));
+	e = tsc_find(z, root, id, id_len, tsc_hash(id, id_len));
 	if (e != NULL) {
 		root->busy = 1;
-		tsc_drop(z, root, e);
+		(void)tsc_drop(z, root, e);
 		root->busy = 0;
 	}
 	pt_shm_unlock(z);

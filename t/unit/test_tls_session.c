@@ -202,6 +202,17 @@ handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *resume, int *reused)
 	return sess;
 }
 
+/* Whether a client of cctx resumes sess with sctx. */
+static int
+handshake_resumes(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sess)
+{
+	int reused;
+	SSL_SESSION *r = handshake(sctx, cctx, sess, &reused);
+
+	SSL_SESSION_free(r);
+	return reused;
+}
+
 /* Full handshake on a, then resume on b: whether it resumed. A client
  * with client_opts (SSL_OP_NO_TICKET: one that takes no tickets). */
 static int
@@ -537,6 +548,84 @@ START_TEST(test_corrupt_entry)
 	ck_assert_ptr_null(tsc_get_cb(ssl, id, 32, &copy));
 	SSL_free(ssl);
 	SSL_SESSION_free(s1);
+	SSL_CTX_free(cctx);
+}
+END_TEST
+
+/* An id that is not in the cache but falls in the bucket of e. */
+static void
+id_in_bucket_of(const struct tsc_root *root, const struct tsc_entry *e,
+		unsigned char *id)
+{
+	uint32_t mask = root->nbuckets - 1;
+
+	for (uint32_t n = 0;; n++) {
+		memset(id, 0x5c, 32);
+		memcpy(id, &n, sizeof(n));
+		if ((tsc_hash(id, 32) & mask) == (e->hash & mask) &&
+		    memcmp(id, e->id, 32) != 0)
+			return;
+	}
+}
+
+/*
+ * Links broken without a worker dying (a scribble): a cycle in a
+ * bucket, a link out of the zone, a queue link to nowhere. The worker
+ * must neither loop nor fault: the cache is rebuilt from what the
+ * queue still reaches, and keeps working.
+ */
+START_TEST(test_corrupt_links)
+{
+	SSL_CTX *a = server(&t_cf, MB, 0, MIN_MS, "srv1");
+	SSL_CTX *cctx = client(TLS1_2_VERSION);
+	unsigned char id[32];
+	SSL_SESSION *s[3], *r;
+	struct tsc_root *root;
+	int reused, copy;
+	SSL *ssl;
+
+	SSL_CTX_set_options(cctx, SSL_OP_NO_TICKET);
+	open_zones(&t_cycle, NULL);
+	root = cache_root(cycle_of(a));
+	for (unsigned i = 0; i < 3; i++)
+		s[i] = handshake(a, cctx, NULL, &reused);
+	ssl = SSL_new(a);
+
+	/* a cycle in a bucket */
+	root->head->hnext = root->head;
+	id_in_bucket_of(root, root->head, id);
+	ck_assert_ptr_null(tsc_get_cb(ssl, id, 32, &copy));
+	ck_assert_uint_eq(root->repairs, 1);
+	r = handshake(a, cctx, s[2], &reused);
+	ck_assert_int_eq(reused, 1);
+	SSL_SESSION_free(r);
+
+	/* a bucket pointing out of the zone */
+	root->buckets[root->head->hash & (root->nbuckets - 1)] =
+		(struct tsc_entry *)(uintptr_t)0x1230;
+	id_in_bucket_of(root, root->head, id);
+	ck_assert_ptr_null(tsc_get_cb(ssl, id, 32, &copy));
+	ck_assert_uint_eq(root->repairs, 2);
+	r = handshake(a, cctx, s[1], &reused);
+	ck_assert_int_eq(reused, 1);
+	SSL_SESSION_free(r);
+
+	/* the oldest, expired, links back to nowhere: dropping it */
+	ck_assert_uint_ge(root->nentries, 2);
+	root->tail->prev = (struct tsc_entry *)(uintptr_t)0x42;
+	/* (a repair's log line set pt_now to the real clock) */
+	pt_now.mono_ms = root->tail->expire_ms + 1;
+	r = handshake(a, cctx, NULL, &reused);
+	SSL_SESSION_free(r);
+	ck_assert_uint_eq(root->repairs, 3);
+	r = handshake(a, cctx, NULL, &reused);
+	ck_assert_ptr_nonnull(root->head);
+	ck_assert_int_eq(handshake_resumes(a, cctx, r), 1);
+	SSL_SESSION_free(r);
+
+	SSL_free(ssl);
+	for (unsigned i = 0; i < 3; i++)
+		SSL_SESSION_free(s[i]);
 	SSL_CTX_free(cctx);
 }
 END_TEST
@@ -928,6 +1017,7 @@ main(void)
 	tcase_add_test(tc, test_ticket_rotation);
 	tcase_add_test(tc, test_rotation_period);
 	tcase_add_test(tc, test_corrupt_entry);
+	tcase_add_test(tc, test_corrupt_links);
 	tcase_add_test(tc, test_garbage_ticket);
 	tcase_add_test(tc, test_lock_owner_died);
 	tcase_add_test(tc, test_sizes_in_one_cycle);
