@@ -626,7 +626,9 @@ tk_lock(struct pt_shm_zone *z, int64_t now)
 		pt_shm_unlock(z);
 		return NULL;
 	}
-	if (rc == PT_SHM_RECOVERED)
+	/* an index out of the array (a scribble) is never used as one */
+	if (rc == PT_SHM_RECOVERED ||
+	    (root->newest != TK_NONE && root->newest >= TK_KEYS))
 		tk_repair(root, now);
 	return root;
 }

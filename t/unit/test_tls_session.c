@@ -735,6 +735,11 @@ START_TEST(test_lock_owner_died)
 	ck_assert_int_eq(reused, 1);
 	ck_assert(same_ticket(r, s[0])); /* no renewal: still the newest */
 	SSL_SESSION_free(r);
+	/* a scribbled index of the newest key: repaired, not followed */
+	((struct tk_root *)*pt_shm_user(cycle_of(b)->keys))->newest = 100000;
+	r = handshake(b, cctx, s[0], &reused);
+	ck_assert_int_eq(reused, 1);
+	SSL_SESSION_free(r);
 	SSL_SESSION_free(s[0]);
 	SSL_CTX_free(cctx);
 }
