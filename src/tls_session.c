@@ -37,6 +37,7 @@
 
 #include <limits.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
@@ -74,10 +75,17 @@ struct tls_sess_cycle {
 	int64_t ticket_life_ms;    /* largest timeout of servers w/ tickets */
 };
 
-/* Per SSL_CTX, in its ex_data. */
+/*
+ * Per SSL_CTX, in its ex_data. OpenSSL calls the session callbacks of
+ * the context a session started with (its address's default server)
+ * even after SNI moved it to another server's: every context has the
+ * callbacks, and they follow the settings of the context the session is
+ * in now (SSL_get_SSL_CTX).
+ */
 struct tls_sess_ctx {
-	struct tls_sess_cycle *cy;
+	struct tls_sess_cycle *cy; /* NULL when neither is on */
 	unsigned cache : 1;
+	unsigned tickets : 1;
 };
 
 struct tsc_entry {
@@ -128,6 +136,15 @@ tls_sess_of(SSL_CTX *ctx)
 	return SSL_CTX_get_ex_data(ctx, tls_sess_index);
 }
 
+/* The cache zone, if the server ssl is with now keeps sessions. */
+static struct pt_shm_zone *
+tls_sess_cache_of(SSL_CTX *ctx)
+{
+	struct tls_sess_ctx *sc = tls_sess_of(ctx);
+
+	return sc != NULL && sc->cache && sc->cy != NULL ? sc->cy->cache : NULL;
+}
+
 /* ---- the session cache: table and queue ------------------------------ */
 
 static uint32_t
@@ -154,28 +171,63 @@ tsc_valid(const struct pt_shm_zone *z, const struct tsc_entry *e,
 	       hi - a - sizeof(*e) >= e->len;
 }
 
+/* More links than entries fit in the zone: a cycle. */
+static size_t
+tsc_limit(const struct pt_shm_zone *z)
+{
+	return z->size / sizeof(struct tsc_entry) + 1;
+}
+
+static void tsc_repair(struct pt_shm_zone *z, struct tsc_root *root);
+
+/*
+ * The entry of id, or NULL. A link that leads out of the zone, to no
+ * entry, or round in a cycle (another bug's scribble: a worker that
+ * dies in a change is repaired by tsc_lock) gets the table rebuilt
+ * rather than followed: a worker never loops or faults on the zone.
+ */
 static struct tsc_entry *
-tsc_find(struct tsc_root *root, const unsigned char *id, size_t len,
-	 uint32_t hash)
+tsc_find(struct pt_shm_zone *z, struct tsc_root *root, const unsigned char *id,
+	 size_t len, uint32_t hash)
 {
 	struct tsc_entry *e = root->buckets[hash & (root->nbuckets - 1)];
 
-	for (; e != NULL; e = e->hnext)
+	for (size_t n = tsc_limit(z); e != NULL; e = e->hnext) {
+		if (n-- == 0 || !tsc_valid(z, e, TSC_ENTRY_MAGIC)) {
+			tsc_repair(z, root);
+			return NULL;
+		}
 		if (e->hash == hash && e->id_len == len &&
 		    memcmp(e->id, id, len) == 0)
 			return e;
+	}
 	return NULL;
 }
 
-/* Unlink e from the table and the queue and free it; busy is set. */
-static void
+static int
+tsc_linked(const struct pt_shm_zone *z, const struct tsc_entry *e)
+{
+	return e == NULL || tsc_valid(z, e, TSC_ENTRY_MAGIC);
+}
+
+/*
+ * Unlink e (a valid entry) from the table and the queue and free it;
+ * busy is set. PT_ERROR if the links around it are broken: the cache
+ * was rebuilt instead (busy is clear again) and e may still be there.
+ */
+static int
 tsc_drop(struct pt_shm_zone *z, struct tsc_root *root, struct tsc_entry *e)
 {
 	struct tsc_entry **pe = &root->buckets[e->hash & (root->nbuckets - 1)];
+	size_t n = tsc_limit(z);
 
-	while (*pe != NULL && *pe != e)
+	while (*pe != NULL && *pe != e && n-- > 0 &&
+	       tsc_valid(z, *pe, TSC_ENTRY_MAGIC))
 		pe = &(*pe)->hnext;
-	PT_ASSERT(*pe == e);
+	if (*pe != e || !tsc_linked(z, e->prev) || !tsc_linked(z, e->next)) {
+		tsc_repair(z, root);
+		return PT_ERROR;
+	}
 	*pe = e->hnext;
 	if (e->prev != NULL)
 		e->prev->next = e->next;
@@ -188,16 +240,18 @@ tsc_drop(struct pt_shm_zone *z, struct tsc_root *root, struct tsc_entry *e)
 	root->nentries--;
 	e->magic = 0;
 	pt_shm_free_locked(z, e);
+	return PT_OK;
 }
 
 /*
- * After a worker died holding the lock in the middle of a change: keep
- * what the forward chain from the head still reaches, rebuild the rest.
+ * After a worker died holding the lock in the middle of a change, or a
+ * broken link: keep what the forward chain from the head still reaches,
+ * rebuild the rest.
  */
 static void
 tsc_repair(struct pt_shm_zone *z, struct tsc_root *root)
 {
-	size_t limit = z->size / sizeof(struct tsc_entry), n = 0;
+	size_t limit = tsc_limit(z), n = 0;
 	struct tsc_entry *e, *prev = NULL;
 
 	memset(root->buckets, 0, root->nbuckets * sizeof(root->buckets[0]));
@@ -245,6 +299,24 @@ tsc_lock(struct pt_shm_zone *z)
 	return root;
 }
 
+/* Drop the oldest entry if it is expired (or expired is 0). 1: dropped,
+ * 0: none to drop, -1: the links were broken (the cache was rebuilt). */
+static int
+tsc_drop_tail(struct pt_shm_zone *z, struct tsc_root *root, int expired)
+{
+	struct tsc_entry *t = root->tail;
+
+	if (t == NULL)
+		return 0;
+	if (!tsc_valid(z, t, TSC_ENTRY_MAGIC)) {
+		tsc_repair(z, root);
+		return -1;
+	}
+	if (expired && t->expire_ms > pt_now.mono_ms)
+		return 0;
+	return tsc_drop(z, root, t) == PT_OK ? 1 : -1;
+}
+
 static void
 tsc_store(struct pt_shm_zone *z, const unsigned char *id, size_t id_len,
 	  const unsigned char *der, size_t len, int64_t expire_ms)
@@ -252,62 +324,81 @@ tsc_store(struct pt_shm_zone *z, const unsigned char *id, size_t id_len,
 	struct tsc_root *root = tsc_lock(z);
 	uint32_t hash = tsc_hash(id, id_len);
 	struct tsc_entry *e, **bucket;
+	int rc = 1;
 
 	if (root == NULL)
 		return;
+	e = tsc_find(z, root, id, id_len, hash);
 	root->busy = 1;
-	e = tsc_find(root, id, id_len, hash);
-	if (e != NULL)
-		tsc_drop(z, root, e);
-	for (unsigned i = 0; i < TSC_EXPIRE_PER_STORE; i++) {
-		if (root->tail == NULL ||
-		    root->tail->expire_ms > pt_now.mono_ms)
-			break;
-		tsc_drop(z, root, root->tail);
-		root->expired++;
-	}
-	while ((e = pt_shm_alloc_locked(z, sizeof(*e) + len)) == NULL &&
-	       root->tail != NULL) {
-		tsc_drop(z, root, root->tail);
+	if (e != NULL && tsc_drop(z, root, e) != PT_OK)
+		goto out; /* rebuilt: this one is not kept, the next is */
+	for (unsigned i = 0; i < TSC_EXPIRE_PER_STORE && rc > 0; i++)
+		if ((rc = tsc_drop_tail(z, root, 1)) > 0)
+			root->expired++;
+	if (rc < 0 || !tsc_linked(z, root->head))
+		goto out;
+	while ((e = pt_shm_alloc_locked(z, sizeof(*e) + len)) == NULL) {
+		if ((rc = tsc_drop_tail(z, root, 0)) <= 0)
+			goto out;
 		root->evictions++;
 	}
-	if (e != NULL) {
-		memset(e, 0, sizeof(*e));
-		e->magic = TSC_ENTRY_MAGIC;
-		e->hash = hash;
-		e->expire_ms = expire_ms;
-		e->len = (uint32_t)len;
-		e->id_len = (uint32_t)id_len;
-		memcpy(e->id, id, id_len);
-		memcpy(e->der, der, len);
-		bucket = &root->buckets[hash & (root->nbuckets - 1)];
-		e->hnext = *bucket;
-		*bucket = e;
-		e->next = root->head;
-		if (root->head != NULL)
-			root->head->prev = e;
-		else
-			root->tail = e;
-		root->head = e;
-		root->nentries++;
-		root->stores++;
-	}
+	memset(e, 0, sizeof(*e));
+	e->magic = TSC_ENTRY_MAGIC;
+	e->hash = hash;
+	e->expire_ms = expire_ms;
+	e->len = (uint32_t)len;
+	e->id_len = (uint32_t)id_len;
+	memcpy(e->id, id, id_len);
+	memcpy(e->der, der, len);
+	bucket = &root->buckets[hash & (root->nbuckets - 1)];
+	e->hnext = *bucket;
+	*bucket = e;
+	e->next = root->head;
+	if (root->head != NULL)
+		root->head->prev = e;
+	else
+		root->tail = e;
+	root->head = e;
+	root->nentries++;
+	root->stores++;
+out:
 	root->busy = 0;
 	pt_shm_unlock(z);
 }
 
 /* ---- the session cache: OpenSSL's callbacks -------------------------- */
 
+/* OpenSSL gives a new session the lifetime of the context it started
+ * with (the address's default server): it takes that of the server
+ * it is with now, before it is kept or sealed in a ticket. */
+static void
+tls_sess_lifetime(SSL *ssl, SSL_SESSION *sess)
+{
+	long t = SSL_CTX_get_timeout(SSL_get_SSL_CTX(ssl));
+
+	if (sess != NULL && t > 0 && SSL_SESSION_get_timeout(sess) != t)
+		(void)SSL_SESSION_set_timeout(sess, t);
+}
+
+/* Before a ticket is made (its lifetime hint is the session's). */
+static int
+tls_sess_ticket_gen(SSL *ssl, void *arg)
+{
+	(void)arg;
+	tls_sess_lifetime(ssl, SSL_get_session(ssl));
+	return 1;
+}
+
 static int
 tsc_new_cb(SSL *ssl, SSL_SESSION *sess)
 {
-	struct tls_sess_ctx *sc = tls_sess_of(SSL_get_SSL_CTX(ssl));
+	struct pt_shm_zone *z = tls_sess_cache_of(SSL_get_SSL_CTX(ssl));
 	unsigned char der[TSC_MAX_DER], *p = der;
 	const unsigned char *id;
 	unsigned int id_len;
 	int len;
 
-	if (sc == NULL || !sc->cache || sc->cy->cache == NULL)
+	if (z == NULL)
 		return 0;
 	/* TLS 1.3 with stateless tickets: OpenSSL offers the session to
 	 * the cache too, but nobody will ask for it by id */
@@ -317,10 +408,11 @@ tsc_new_cb(SSL *ssl, SSL_SESSION *sess)
 	id = SSL_SESSION_get_id(sess, &id_len);
 	if (id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
 		return 0;
+	tls_sess_lifetime(ssl, sess);
 	len = i2d_SSL_SESSION(sess, NULL);
 	if (len <= 0 || len > TSC_MAX_DER || i2d_SSL_SESSION(sess, &p) != len)
 		return 0;
-	tsc_store(sc->cy->cache, id, id_len, der, (size_t)len,
+	tsc_store(z, id, id_len, der, (size_t)len,
 		  pt_now.mono_ms +
 			  (int64_t)SSL_SESSION_get_timeout(sess) * 1000);
 	return 0; /* no reference kept */
@@ -329,27 +421,25 @@ tsc_new_cb(SSL *ssl, SSL_SESSION *sess)
 static SSL_SESSION *
 tsc_get_cb(SSL *ssl, const unsigned char *id, int id_len, int *copy)
 {
-	struct tls_sess_ctx *sc = tls_sess_of(SSL_get_SSL_CTX(ssl));
+	struct pt_shm_zone *z = tls_sess_cache_of(SSL_get_SSL_CTX(ssl));
 	unsigned char der[TSC_MAX_DER];
 	const unsigned char *p = der;
-	struct pt_shm_zone *z;
 	struct tsc_root *root;
 	struct tsc_entry *e;
+	SSL_SESSION *sess;
 	size_t len = 0;
 
 	*copy = 0;
-	if (sc == NULL || sc->cy->cache == NULL || id_len <= 0 ||
-	    id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+	if (z == NULL || id_len <= 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
 		return NULL;
-	z = sc->cy->cache;
 	if ((root = tsc_lock(z)) == NULL)
 		return NULL;
-	e = tsc_find(root, id, (size_t)id_len, tsc_hash(id, (size_t)id_len));
+	e = tsc_find(z, root, id, (size_t)id_len, tsc_hash(id, (size_t)id_len));
 	if (e != NULL && e->expire_ms <= pt_now.mono_ms) {
 		root->busy = 1;
-		tsc_drop(z, root, e);
+		if (tsc_drop(z, root, e) == PT_OK)
+			root->expired++;
 		root->busy = 0;
-		root->expired++;
 		e = NULL;
 	}
 	if (e != NULL) {
@@ -360,33 +450,45 @@ tsc_get_cb(SSL *ssl, const unsigned char *id, int id_len, int *copy)
 		root->misses++;
 	}
 	pt_shm_unlock(z);
-	/* garbage decodes to NULL: a miss */
-	return len > 0 ? d2i_SSL_SESSION(NULL, &p, (long)len) : NULL;
+	if (len == 0)
+		return NULL;
+	/* garbage decodes to NULL: a miss. Its errors must not stay in
+	 * the queue: SSL_get_error() would read them as this handshake's
+	 * failure. */
+	sess = d2i_SSL_SESSION(NULL, &p, (long)len);
+	if (sess == NULL)
+		ERR_clear_error();
+	return sess;
 }
 
 static void
 tsc_remove_cb(SSL_CTX *ctx, SSL_SESSION *sess)
 {
 	struct tls_sess_ctx *sc = tls_sess_of(ctx);
+	struct pt_shm_zone *z;
 	const unsigned char *id;
 	unsigned int id_len;
 	struct tsc_root *root;
 	struct tsc_entry *e;
 
-	if (sc == NULL || sc->cy->cache == NULL)
+	/* ctx is the session's first context; the zone is the same for
+	 * every context of the cycle, but a first context with neither a
+	 * cache nor tickets does not know it: the entry then stays until
+	 * it expires or is evicted */
+	if (sc == NULL || sc->cy == NULL || (z = sc->cy->cache) == NULL)
 		return;
 	id = SSL_SESSION_get_id(sess, &id_len);
 	if (id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH)
 		return;
-	if ((root = tsc_lock(sc->cy->cache)) == NULL)
+	if ((root = tsc_lock(z)) == NULL)
 		return;
-	e = tsc_find(root, id, id_len, tsc_hash(id, id_len));
+	e = tsc_find(z, root, id, id_len, tsc_hash(id, id_len));
 	if (e != NULL) {
 		root->busy = 1;
-		tsc_drop(sc->cy->cache, root, e);
+		(void)tsc_drop(z, root, e);
 		root->busy = 0;
 	}
-	pt_shm_unlock(sc->cy->cache);
+	pt_shm_unlock(z);
 }
 
 static int
@@ -471,6 +573,9 @@ tk_rotate(struct tk_root *root, int64_t now, int64_t life)
 	    RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
 	    RAND_bytes(k->hmac, sizeof(k->hmac)) != 1) {
 		tk_clear(k);
+		/* the handshake in progress goes on with the old key: its
+		 * SSL_get_error() must not find this in the queue */
+		ERR_clear_error();
 		return PT_ERROR;
 	}
 	k->created_ms = now;
@@ -521,7 +626,9 @@ tk_lock(struct pt_shm_zone *z, int64_t now)
 		pt_shm_unlock(z);
 		return NULL;
 	}
-	if (rc == PT_SHM_RECOVERED)
+	/* an index out of the array (a scribble) is never used as one */
+	if (rc == PT_SHM_RECOVERED ||
+	    (root->newest != TK_NONE && root->newest >= TK_KEYS))
 		tk_repair(root, now);
 	return root;
 }
@@ -541,7 +648,8 @@ tk_select(SSL *ssl, unsigned char *name, struct tk_key *out, int enc)
 	struct tk_root *root;
 	int rc = 0;
 
-	if (sc == NULL || sc->cy->keys == NULL)
+	if (sc == NULL || !sc->tickets || sc->cy == NULL ||
+	    sc->cy->keys == NULL)
 		return 0;
 	life = sc->cy->ticket_life_ms;
 	if ((root = tk_lock(sc->cy->keys, now)) == NULL)
@@ -691,28 +799,92 @@ tsc_declare(struct pt_conf *cf, struct tls_sess_cycle *cy, size_t size)
 	return PT_OK;
 }
 
+/* Feed the DER of x (a certificate) or of a name into md. */
+static int
+tls_sess_digest_der(EVP_MD_CTX *md, const X509 *x, const X509_NAME *name)
+{
+	unsigned char *der = NULL;
+	int len = x != NULL ? i2d_X509(x, &der) : i2d_X509_NAME(name, &der);
+	int ok = len > 0 && EVP_DigestUpdate(md, der, (size_t)len) == 1;
+
+	OPENSSL_free(der);
+	return ok ? PT_OK : PT_ERROR;
+}
+
+/* What a session made with ctx vouches for: its certificates, how it
+ * verifies clients and against which authorities, and the protocols and
+ * ciphers it may use (OpenSSL checks the client's list, not ours). */
+static int
+tls_sess_digest_ctx(EVP_MD_CTX *md, SSL_CTX *ctx)
+{
+	uint64_t v[5] = {
+		(uint64_t)SSL_CTX_get_verify_mode(ctx),
+		(uint64_t)SSL_CTX_get_verify_depth(ctx),
+		(uint64_t)SSL_CTX_get_min_proto_version(ctx),
+		(uint64_t)SSL_CTX_get_max_proto_version(ctx),
+		(uint64_t)(SSL_CTX_get_options(ctx) & SSL_OP_NO_SSL_MASK)};
+	STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
+	STACK_OF(X509_NAME) *names = SSL_CTX_get_client_CA_list(ctx);
+	STACK_OF(X509_OBJECT) * objs;
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	SSL *ssl = SSL_new(ctx); /* to walk the certificates, not ctx's */
+	int rc = ssl != NULL && EVP_DigestUpdate(md, v, sizeof(v)) == 1
+			 ? PT_OK
+			 : PT_ERROR;
+
+	for (int more = ssl != NULL &&
+			SSL_set_current_cert(ssl, SSL_CERT_SET_FIRST);
+	     rc == PT_OK && more;
+	     more = SSL_set_current_cert(ssl, SSL_CERT_SET_NEXT))
+		if (SSL_get_certificate(ssl) != NULL)
+			rc = tls_sess_digest_der(md, SSL_get_certificate(ssl),
+						 NULL);
+	SSL_free(ssl);
+	for (int i = 0; rc == PT_OK && i < sk_SSL_CIPHER_num(ciphers); i++) {
+		uint32_t id =
+			SSL_CIPHER_get_id(sk_SSL_CIPHER_value(ciphers, i));
+		if (EVP_DigestUpdate(md, &id, sizeof(id)) != 1)
+			rc = PT_ERROR;
+	}
+	for (int i = 0; rc == PT_OK && i < sk_X509_NAME_num(names); i++)
+		rc = tls_sess_digest_der(md, NULL,
+					 sk_X509_NAME_value(names, i));
+	objs = store != NULL ? X509_STORE_get0_objects(store) : NULL;
+	for (int i = 0; rc == PT_OK && i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		if (x != NULL)
+			rc = tls_sess_digest_der(md, x, NULL);
+	}
+	return rc;
+}
+
+/*
+ * The session id context: a digest of the server block's context and of
+ * what ctx vouches for, so that a session resumes only where the same
+ * certificates are served and clients are verified the same way: a
+ * reload that changes verify_client or client_ca (or a server block
+ * that now has the old one's number) makes full handshakes, never lets
+ * a session made under the old rules in.
+ */
 static int
 tls_sess_id_context(struct pt_conf *cf, SSL_CTX *ctx,
 		    const unsigned char *sid_ctx, size_t len)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int outlen = 0;
+	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		 EVP_DigestUpdate(md, sid_ctx, len) == 1 &&
+		 tls_sess_digest_ctx(md, ctx) == PT_OK &&
+		 EVP_DigestFinal_ex(md, out, &outlen) == 1 &&
+		 SSL_CTX_set_session_id_context(
+			 ctx, out,
+			 PT_MIN(outlen, (unsigned)SSL_MAX_SID_CTX_LENGTH)) == 1;
 
-	if (len == 0) {
-		sid_ctx = (const unsigned char *)"portier";
-		len = 7;
-	}
-	if (len > SSL_MAX_SID_CTX_LENGTH) {
-		if (EVP_Digest(sid_ctx, len, md, &mdlen, EVP_sha256(), NULL) !=
-		    1)
-			goto fail;
-		sid_ctx = md;
-		len = PT_MIN(mdlen, SSL_MAX_SID_CTX_LENGTH);
-	}
-	if (SSL_CTX_set_session_id_context(ctx, sid_ctx, (unsigned int)len) ==
-	    1)
+	EVP_MD_CTX_free(md);
+	if (ok)
 		return PT_OK;
-fail:
+	ERR_clear_error();
 	pt_conf_error(cf, NULL, "tls: cannot set the session id context");
 	return PT_ERROR;
 }
@@ -722,59 +894,65 @@ pt_tls_sessions_setup(struct pt_conf *cf, SSL_CTX *ctx, size_t cache_size,
 		      int tickets, int64_t timeout_ms,
 		      const unsigned char *sid_ctx, size_t sid_ctx_len)
 {
-	struct tls_sess_cycle *cy;
 	struct tls_sess_ctx *sc;
 	int64_t secs = timeout_ms <= 0 ? 1 : (timeout_ms + 999) / 1000;
 
 	if (tls_sess_id_context(cf, ctx, sid_ctx, sid_ctx_len) != PT_OK)
 		return PT_ERROR;
 	SSL_CTX_set_timeout(ctx, (long)PT_MIN(secs, (int64_t)LONG_MAX));
-	if (cache_size == 0 && !tickets) {
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-		SSL_CTX_set_num_tickets(ctx, 0);
-		return PT_OK;
-	}
 	if (tls_sess_index < 0)
 		tls_sess_index =
 			SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	cy = tls_sess_cycle(cf);
 	sc = pt_pcalloc(cf->pool, sizeof(*sc));
-	if (tls_sess_index < 0 || cy == NULL || sc == NULL ||
-	    SSL_CTX_set_ex_data(ctx, tls_sess_index, sc) != 1) {
-		pt_conf_error(cf, NULL, "tls: session setup: out of memory");
-		return PT_ERROR;
-	}
-	sc->cy = cy;
-	if (cache_size > 0) {
-		if (tsc_declare(cf, cy, cache_size) != PT_OK)
-			return PT_ERROR;
-		sc->cache = 1;
-		SSL_CTX_set_session_cache_mode(
-			ctx,
-			SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
-		SSL_CTX_sess_set_new_cb(ctx, tsc_new_cb);
-		SSL_CTX_sess_set_get_cb(ctx, tsc_get_cb);
-		SSL_CTX_sess_set_remove_cb(ctx, tsc_remove_cb);
-	} else {
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	}
-	if (!tickets) {
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-		return PT_OK;
-	}
-	if (cy->keys == NULL) {
-		cy->keys = pt_shm_zone_add(cf, TLS_KEYS_ZONE, PT_SHM_MIN_SIZE,
-					   tk_zone_init, cy);
-		if (cy->keys == NULL)
-			return PT_ERROR;
-	}
-	cy->ticket_life_ms = PT_MAX(cy->ticket_life_ms, secs * 1000);
-	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+	if (tls_sess_index < 0 || sc == NULL ||
+	    SSL_CTX_set_ex_data(ctx, tls_sess_index, sc) != 1)
+		goto nomem;
+	/* the callbacks on every context: this one may be where a session
+	 * starts before SNI takes it to a server with a cache or tickets
+	 * (OpenSSL keeps calling the first context's) */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER |
+						    SSL_SESS_CACHE_NO_INTERNAL);
+	SSL_CTX_sess_set_new_cb(ctx, tsc_new_cb);
+	SSL_CTX_sess_set_get_cb(ctx, tsc_get_cb);
+	SSL_CTX_sess_set_remove_cb(ctx, tsc_remove_cb);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tk_ticket_cb);
 #else
 	SSL_CTX_set_tlsext_ticket_key_cb(ctx, tk_ticket_cb);
 #endif
+	if (SSL_CTX_set_session_ticket_cb(ctx, tls_sess_ticket_gen, NULL,
+					  NULL) != 1)
+		goto nomem;
+	/* With neither, TLS 1.3 still sends (stateful) tickets, which no
+	 * cache keeps: SSL_set_SSL_CTX() does not carry the number of
+	 * tickets over, and a zero here would leave a server reached by SNI
+	 * with none at all. */
+	if (!tickets)
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (cache_size == 0 && !tickets)
+		return PT_OK;
+	sc->cy = tls_sess_cycle(cf);
+	if (sc->cy == NULL)
+		goto nomem;
+	if (cache_size > 0) {
+		if (tsc_declare(cf, sc->cy, cache_size) != PT_OK)
+			return PT_ERROR;
+		sc->cache = 1;
+	}
+	if (!tickets)
+		return PT_OK;
+	if (sc->cy->keys == NULL) {
+		sc->cy->keys =
+			pt_shm_zone_add(cf, TLS_KEYS_ZONE, PT_SHM_MIN_SIZE,
+					tk_zone_init, sc->cy);
+		if (sc->cy->keys == NULL)
+			return PT_ERROR;
+	}
+	sc->tickets = 1;
+	sc->cy->ticket_life_ms = PT_MAX(sc->cy->ticket_life_ms, secs * 1000);
+	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
 	return PT_OK;
+nomem:
+	pt_conf_error(cf, NULL, "tls: session setup: out of memory");
+	return PT_ERROR;
 }

@@ -23,7 +23,13 @@ struct pt_conf;
  * cache_size: bytes of the shm cache (0: no session cache); tickets: 1 to
  * issue and accept tickets; timeout_ms: session lifetime and ticket
  * lifetime hint; sid_ctx: this server block's session id context (any
- * length; longer than 32 bytes it is hashed).
+ * length). The session id context set is a digest of sid_ctx and of
+ * ctx's certificates, verify mode and depth, client CA names and trust
+ * store: call this last, once ctx has all of them, and a session never
+ * resumes where any of them differ (across a reload, too).
+ * Every context gets the callbacks, even with neither cache nor tickets:
+ * OpenSSL calls those of the context a session started with, and the
+ * callbacks apply the settings of the context SNI moved it to.
  * Declares the zones on first use in the cycle being configured (cf):
  * the cache zone is sized by the largest cache_size given in the cycle
  * (at least PT_SHM_MIN_SIZE); the ticket keys rotate after the largest

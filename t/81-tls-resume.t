@@ -10,6 +10,8 @@
 # IO::Socket::SSL says so and the server's $ssl_session_reused is "r".
 # Then a HUP: the new workers resume the sessions made with the old ones
 # (the zones, with the sessions and the keys, are carried over).
+# "sni" is a server reached by SNI behind a default server with neither
+# cache nor tickets: OpenSSL calls the default's session callbacks.
 use strict;
 use warnings;
 use FindBin;
@@ -23,7 +25,8 @@ use Test::More;
 my $WORKERS = 4;
 my $t = PortierTest->new;
 my $pki = PortierTLS->new($t->dir . '/pki');
-my ($crt, $key) = $pki->server('ec', 'both.test', 'cache.test', 'tickets.test');
+my ($crt, $key) = $pki->server('ec', 'both.test', 'cache.test', 'tickets.test',
+	'sni.test', 'default.test');
 
 my $RET = '$ssl_session_reused $ssl_protocol';
 $t->config(<<"EOF")->run(workers => $WORKERS);
@@ -37,11 +40,17 @@ servers = (
     locations = ( { path = "/"; return = "200 cache $RET"; } ); },
   { listen = "127.0.0.1:%%PORT_2%% ssl reuseport"; server_name = "tickets.test";
     tls = { session_cache = "off"; };
-    locations = ( { path = "/"; return = "200 tickets $RET"; } ); }
+    locations = ( { path = "/"; return = "200 tickets $RET"; } ); },
+  { listen = "127.0.0.1:%%PORT_3%% ssl reuseport"; server_name = "default.test";
+    tls = { session_cache = "off"; session_tickets = false; };
+    locations = ( { path = "/"; return = "200 default $RET"; } ); },
+  { listen = "127.0.0.1:%%PORT_3%% ssl"; server_name = "sni.test";
+    tls = { session_tickets = false; };
+    locations = ( { path = "/"; return = "200 sni $RET"; } ); }
 );
 EOF
 
-my %MODES = (both => 0, cache => 1, tickets => 2); # name => port index
+my %MODES = (both => 0, cache => 1, tickets => 2, sni => 3); # name => port index
 my %VERSIONS = ('TLSv1.3' => 'TLSv1_3', 'TLSv1.2' => 'TLSv1_2');
 
 # One open TCP connection to port owned by each of @workers: { pid => socket }.
@@ -149,4 +158,71 @@ check_workers('after HUP:', 0, @new);
 
 ok(!$t->log_has(qr/\[(?:crit|alert|emerg)\]/), 'no critical errors logged');
 $t->stop;
+
+# ---- a HUP that makes client certificates required -----------------------
+# A session made without a client certificate under verify_client
+# "optional" must not resume once a HUP made it "on": it would reach
+# the location without any certificate.
+
+my $m = PortierTest->new;
+my $CA = $pki->ca;
+sub mtls_config {
+	my ($verify) = @_;
+	$m->config(<<"EOF2");
+tls = { certificates = ( { cert = "$crt"; key = "$key"; } );
+        client_ca = "$CA"; verify_client = "$verify"; };
+servers = (
+  { listen = "127.0.0.1:%%PORT_0%% ssl"; server_name = "both.test";
+    locations = ( { path = "/"; return = "200 in \$ssl_client_verify \$ssl_session_reused"; } ); }
+);
+EOF2
+}
+mtls_config('optional');
+$m->run;
+for my $version (sort keys %VERSIONS) {
+	my $cctx = IO::Socket::SSL::SSL_Context->new(
+		SSL_version => $VERSIONS{$version},
+		SSL_ca_file => $pki->ca,
+		SSL_verify_mode => SSL_VERIFY_PEER,
+		SSL_session_cache_size => 4,
+	) || die "client context: $SSL_ERROR";
+	my $get = sub {
+		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+			PeerPort => $m->port(0), Timeout => 5) or return '';
+		IO::Socket::SSL->start_SSL($s, SSL_reuse_ctx => $cctx,
+			SSL_hostname => 'both.test',
+			SSL_verifycn_name => 'both.test',
+			SSL_verifycn_scheme => 'http',
+			SSL_session_key => 'mtls', Timeout => 5) or return '';
+		print $s "GET / HTTP/1.1\r\nHost: both.test\r\n"
+			. "Connection: close\r\n\r\n";
+		my $resp = '';
+		while (1) {
+			my $n = sysread($s, $resp, 4096, length $resp);
+			last unless $n;
+		}
+		close $s;
+		return $resp;
+	};
+	if ($version ne 'TLSv1.2') { # back to "optional"
+		my @old = $m->wait_workers(1);
+		mtls_config('optional');
+		$m->signal('HUP');
+		PortierTest::wait_exit($_) for @old;
+	}
+	my @w = $m->wait_workers(1);
+	like($get->(), qr/\r\n\r\nin NONE \.\z/,
+		"mTLS $version: optional, no certificate: full handshake");
+	like($get->(), qr/\r\n\r\nin NONE r\z/,
+		"mTLS $version: optional: the session resumes");
+	mtls_config('on');
+	$m->signal('HUP');
+	ok(PortierTest::wait_exit($_), "mTLS $version: HUP: old worker exits")
+		for @w;
+	$m->wait_workers(1);
+	unlike($get->(), qr/\r\n\r\nin /,
+		"mTLS $version: after a HUP to \"on\", the session made "
+		. "without a certificate does not get in");
+}
+$m->stop;
 done_testing;

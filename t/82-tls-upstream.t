@@ -298,6 +298,11 @@ sub get { my ($path, %o) = @_; return $t->get($path, timeout => 30, %o) }
 		  qr/bad\.conf:\d+: .*verify_depth/, ],
 		[ 'unknown protocol', qq{protocols = [ "SSLv3" ];},
 		  qr/bad\.conf:\d+: .*unknown protocol "SSLv3"/, ],
+		# SNI takes 1 to 255 bytes: else every connection would fail
+		[ 'an empty server_name', qq{ca = "$CA"; server_name = "";},
+		  qr/bad\.conf:\d+: .*server_name "": .*1 to 255/, ],
+		[ 'a server_name of 256 bytes', qq{ca = "$CA"; server_name = "${\ ('a' x 256)}";},
+		  qr/bad\.conf:\d+: .*server_name "a+": .*1 to 255/, ],
 	);
 	for my $c (@cases) {
 		$t->write_file('bad.conf', <<"EOF");

@@ -304,6 +304,16 @@ pt_proxy_tls_conf(struct pt_conf *cf, struct pt_upstream *u,
 			return NULL;
 		}
 		p->ip = p->name != NULL && ptls_is_ip(p->name);
+		/* OpenSSL refuses such a name for SNI at each connection */
+		if (p->name != NULL && !p->ip &&
+		    (p->name[0] == '\0' ||
+		     strlen(p->name) > TLSEXT_MAXLEN_host_name)) {
+			pt_conf_error(cf, node,
+				      "%s: server_name \"%s\": a name sent as "
+				      "SNI has 1 to 255 bytes",
+				      block, p->name);
+			return NULL;
+		}
 	}
 	t->ctx = ptls_ctx(cf, node, &c);
 	if (t->ctx == NULL)

@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "unit.h"
+#include <openssl/err.h>
 #include <openssl/x509.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,11 +22,11 @@
 #define MIN_MS ((int64_t)60 * 1000)
 
 static EVP_PKEY *t_key;
-static X509 *t_cert;
+static X509 *t_cert, *t_cert2; /* same key and name, another serial */
 
 static struct pt_cycle t_cycle, t_cycle2;
 static struct pt_conf t_cf, t_cf2;
-static SSL_CTX *t_srv[4];
+static SSL_CTX *t_srv[12];
 static unsigned t_nsrv;
 
 /* ---- fixtures ---------------------------------------------------------- */
@@ -53,7 +54,11 @@ make_cert(void)
 				   0);
 	X509_set_issuer_name(t_cert, name);
 	X509_set_pubkey(t_cert, t_key);
-	if (X509_sign(t_cert, t_key, EVP_sha256()) > 0)
+	if (X509_sign(t_cert, t_key, EVP_sha256()) <= 0 ||
+	    (t_cert2 = X509_dup(t_cert)) == NULL)
+		goto fail;
+	ASN1_INTEGER_set(X509_get_serialNumber(t_cert2), 2);
+	if (X509_sign(t_cert2, t_key, EVP_sha256()) > 0)
 		return;
 fail:
 	fprintf(stderr, "cannot make the test certificate\n");
@@ -89,15 +94,18 @@ teardown(void)
 	pt_pool_destroy(t_cycle.pool);
 }
 
-/* A server context of cycle cf ("a worker's view of a server block"). */
+/* A server context of cycle cf ("a worker's view of a server block"),
+ * made different by prep (its certificate is loaded after) if not NULL. */
 static SSL_CTX *
-server(struct pt_conf *cf, size_t cache, int tickets, int64_t timeout,
-       const char *sid)
+server_prep(struct pt_conf *cf, size_t cache, int tickets, int64_t timeout,
+	    const char *sid, X509 *(*prep)(SSL_CTX *ctx))
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	X509 *cert;
 
 	ck_assert_ptr_nonnull(ctx);
-	ck_assert_int_eq(SSL_CTX_use_certificate(ctx, t_cert), 1);
+	cert = prep != NULL ? prep(ctx) : t_cert;
+	ck_assert_int_eq(SSL_CTX_use_certificate(ctx, cert), 1);
 	ck_assert_int_eq(SSL_CTX_use_PrivateKey(ctx, t_key), 1);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -109,6 +117,13 @@ server(struct pt_conf *cf, size_t cache, int tickets, int64_t timeout,
 	ck_assert_uint_lt(t_nsrv, PT_ARRAY_SIZE(t_srv));
 	t_srv[t_nsrv++] = ctx;
 	return ctx;
+}
+
+static SSL_CTX *
+server(struct pt_conf *cf, size_t cache, int tickets, int64_t timeout,
+       const char *sid)
+{
+	return server_prep(cf, cache, tickets, timeout, sid, NULL);
 }
 
 static void
@@ -185,6 +200,17 @@ handshake(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *resume, int *reused)
 	SSL_free(c);
 	SSL_free(s);
 	return sess;
+}
+
+/* Whether a client of cctx resumes sess with sctx. */
+static int
+handshake_resumes(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sess)
+{
+	int reused;
+	SSL_SESSION *r = handshake(sctx, cctx, sess, &reused);
+
+	SSL_SESSION_free(r);
+	return reused;
 }
 
 /* Full handshake on a, then resume on b: whether it resumed. A client
@@ -504,6 +530,14 @@ START_TEST(test_corrupt_entry)
 	s1 = handshake(a, cctx, NULL, &reused);
 	ck_assert_ptr_nonnull(root->head);
 	memset(root->head->der, 0xa5, root->head->len);
+	/* a miss that leaves no error behind: SSL_get_error() of the
+	 * handshake that asked would take it for its own failure */
+	ssl = SSL_new(a);
+	ERR_clear_error();
+	ck_assert_ptr_null(tsc_get_cb(ssl, root->head->id,
+				      (int)root->head->id_len, &copy));
+	ck_assert_uint_eq(ERR_peek_error(), 0);
+	SSL_free(ssl);
 	s2 = handshake(a, cctx, s1, &reused);
 	ck_assert_int_eq(reused, 0);
 	SSL_SESSION_free(s2);
@@ -514,6 +548,84 @@ START_TEST(test_corrupt_entry)
 	ck_assert_ptr_null(tsc_get_cb(ssl, id, 32, &copy));
 	SSL_free(ssl);
 	SSL_SESSION_free(s1);
+	SSL_CTX_free(cctx);
+}
+END_TEST
+
+/* An id that is not in the cache but falls in the bucket of e. */
+static void
+id_in_bucket_of(const struct tsc_root *root, const struct tsc_entry *e,
+		unsigned char *id)
+{
+	uint32_t mask = root->nbuckets - 1;
+
+	for (uint32_t n = 0;; n++) {
+		memset(id, 0x5c, 32);
+		memcpy(id, &n, sizeof(n));
+		if ((tsc_hash(id, 32) & mask) == (e->hash & mask) &&
+		    memcmp(id, e->id, 32) != 0)
+			return;
+	}
+}
+
+/*
+ * Links broken without a worker dying (a scribble): a cycle in a
+ * bucket, a link out of the zone, a queue link to nowhere. The worker
+ * must neither loop nor fault: the cache is rebuilt from what the
+ * queue still reaches, and keeps working.
+ */
+START_TEST(test_corrupt_links)
+{
+	SSL_CTX *a = server(&t_cf, MB, 0, MIN_MS, "srv1");
+	SSL_CTX *cctx = client(TLS1_2_VERSION);
+	unsigned char id[32];
+	SSL_SESSION *s[3], *r;
+	struct tsc_root *root;
+	int reused, copy;
+	SSL *ssl;
+
+	SSL_CTX_set_options(cctx, SSL_OP_NO_TICKET);
+	open_zones(&t_cycle, NULL);
+	root = cache_root(cycle_of(a));
+	for (unsigned i = 0; i < 3; i++)
+		s[i] = handshake(a, cctx, NULL, &reused);
+	ssl = SSL_new(a);
+
+	/* a cycle in a bucket */
+	root->head->hnext = root->head;
+	id_in_bucket_of(root, root->head, id);
+	ck_assert_ptr_null(tsc_get_cb(ssl, id, 32, &copy));
+	ck_assert_uint_eq(root->repairs, 1);
+	r = handshake(a, cctx, s[2], &reused);
+	ck_assert_int_eq(reused, 1);
+	SSL_SESSION_free(r);
+
+	/* a bucket pointing out of the zone */
+	root->buckets[root->head->hash & (root->nbuckets - 1)] =
+		(struct tsc_entry *)(uintptr_t)0x1230;
+	id_in_bucket_of(root, root->head, id);
+	ck_assert_ptr_null(tsc_get_cb(ssl, id, 32, &copy));
+	ck_assert_uint_eq(root->repairs, 2);
+	r = handshake(a, cctx, s[1], &reused);
+	ck_assert_int_eq(reused, 1);
+	SSL_SESSION_free(r);
+
+	/* the oldest, expired, links back to nowhere: dropping it */
+	ck_assert_uint_ge(root->nentries, 2);
+	root->tail->prev = (struct tsc_entry *)(uintptr_t)0x42;
+	/* (a repair's log line set pt_now to the real clock) */
+	pt_now.mono_ms = root->tail->expire_ms + 1;
+	r = handshake(a, cctx, NULL, &reused);
+	SSL_SESSION_free(r);
+	ck_assert_uint_eq(root->repairs, 3);
+	r = handshake(a, cctx, NULL, &reused);
+	ck_assert_ptr_nonnull(root->head);
+	ck_assert_int_eq(handshake_resumes(a, cctx, r), 1);
+	SSL_SESSION_free(r);
+
+	SSL_free(ssl);
+	for (unsigned i = 0; i < 3; i++)
+		SSL_SESSION_free(s[i]);
 	SSL_CTX_free(cctx);
 }
 END_TEST
@@ -623,8 +735,192 @@ START_TEST(test_lock_owner_died)
 	ck_assert_int_eq(reused, 1);
 	ck_assert(same_ticket(r, s[0])); /* no renewal: still the newest */
 	SSL_SESSION_free(r);
+	/* a scribbled index of the newest key: repaired, not followed */
+	((struct tk_root *)*pt_shm_user(cycle_of(b)->keys))->newest = 100000;
+	r = handshake(b, cctx, s[0], &reused);
+	ck_assert_int_eq(reused, 1);
+	SSL_SESSION_free(r);
 	SSL_SESSION_free(s[0]);
 	SSL_CTX_free(cctx);
+}
+END_TEST
+
+/* ---- what a session vouches for ------------------------------------------ */
+
+static X509 *
+prep_verify(SSL_CTX *ctx)
+{
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL); /* "optional" */
+	return t_cert;
+}
+
+static X509 *
+prep_depth(SSL_CTX *ctx)
+{
+	SSL_CTX_set_verify_depth(ctx, 3);
+	return t_cert;
+}
+
+static X509 *
+prep_client_ca(SSL_CTX *ctx)
+{
+	ck_assert_int_eq(SSL_CTX_add_client_CA(ctx, t_cert), 1);
+	return t_cert;
+}
+
+static X509 *
+prep_trust(SSL_CTX *ctx)
+{
+	ck_assert_int_eq(
+		X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), t_cert), 1);
+	return t_cert;
+}
+
+static X509 *
+prep_ciphers(SSL_CTX *ctx)
+{
+	ck_assert_int_eq(
+		SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES256-GCM-SHA384"),
+		1);
+	ck_assert_int_eq(
+		SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384"), 1);
+	return t_cert;
+}
+
+static X509 *
+prep_versions(SSL_CTX *ctx)
+{
+	ck_assert_int_eq(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), 1);
+	return t_cert;
+}
+
+static X509 *
+prep_cert(SSL_CTX *ctx)
+{
+	(void)ctx;
+	return t_cert2;
+}
+
+/* The same server block (sid) after a reload that changed how clients
+ * are verified or what it serves: a session of before must not resume
+ * (one made without a client certificate would pass verify_client on). */
+START_TEST(test_sid_ctx_covers_auth)
+{
+	X509 *(*preps[])(SSL_CTX *) = {
+		prep_verify,  prep_depth,    prep_client_ca, prep_trust,
+		prep_ciphers, prep_versions, prep_cert};
+	static const struct {
+		size_t cache;
+		int tickets, version;
+	} cases[] = {{MB, 0, TLS1_2_VERSION},
+		     {MB, 0, TLS1_3_VERSION},
+		     {0, 1, TLS1_2_VERSION},
+		     {0, 1, TLS1_3_VERSION}};
+
+	for (unsigned i = 0; i < PT_ARRAY_SIZE(cases); i++) {
+		struct pt_cycle c;
+		struct pt_conf cf;
+		SSL_CTX *a, *a2, *b[PT_ARRAY_SIZE(preps)];
+
+		cycle_init(&c, &cf);
+		a = server(&cf, cases[i].cache, cases[i].tickets, MIN_MS,
+			   "srv1");
+		a2 = server(&cf, cases[i].cache, cases[i].tickets, MIN_MS,
+			    "srv1");
+		for (unsigned k = 0; k < PT_ARRAY_SIZE(preps); k++)
+			b[k] = server_prep(&cf, cases[i].cache,
+					   cases[i].tickets, MIN_MS, "srv1",
+					   preps[k]);
+		open_zones(&c, NULL);
+		ck_assert_msg(resumes_across(a, a2, cases[i].version),
+			      "case %u: the same context did not resume", i);
+		for (unsigned k = 0; k < PT_ARRAY_SIZE(preps); k++)
+			ck_assert_msg(
+				!resumes_across(a, b[k], cases[i].version),
+				"case %u: resumed across change %u", i, k);
+		while (t_nsrv > 0)
+			SSL_CTX_free(t_srv[--t_nsrv]);
+		pt_shm_close(&c);
+		pt_pool_destroy(c.pool);
+	}
+}
+END_TEST
+
+/* ---- SNI: a session started on a default server without sessions ------- */
+
+static SSL_CTX *t_switch_to;
+
+/* What tls.c's client hello callback does when SNI names another server. */
+static int
+switch_cb(SSL *ssl, int *alert, void *arg)
+{
+	SSL_CTX *ctx = t_switch_to;
+
+	(void)alert;
+	(void)arg;
+	SSL_set_SSL_CTX(ssl, ctx);
+	SSL_clear_options(ssl,
+			  SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
+	SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/*
+ * OpenSSL calls the session callbacks of the context a session started
+ * with: a default server with neither cache nor tickets must not take
+ * them from the server SNI chose. The two defaults (def, def2: another
+ * worker's, or after a reload) have their own OpenSSL ticket keys, so
+ * only the shared ones resume across them.
+ */
+START_TEST(test_sni_switch)
+{
+	SSL_CTX *def = server(&t_cf, 0, 0, MIN_MS, "default");
+	SSL_CTX *def2 = server(&t_cf, 0, 0, MIN_MS, "default");
+	SSL_CTX *cache = server(&t_cf, MB, 0, MIN_MS, "cache");
+	SSL_CTX *tick = server(&t_cf, 0, 1, MIN_MS, "tickets");
+	SSL_CTX *long_cache = server(&t_cf, MB, 0, 10 * MIN_MS, "cache");
+	SSL_CTX *long_tick = server(&t_cf, 0, 1, 10 * MIN_MS, "tickets");
+
+	SSL_CTX_set_client_hello_cb(def, switch_cb, NULL);
+	SSL_CTX_set_client_hello_cb(def2, switch_cb, NULL);
+	open_zones(&t_cycle, NULL);
+	t_switch_to = cache;
+	ck_assert_int_eq(resumes_across_opts(def, def2, TLS1_2_VERSION,
+					     SSL_OP_NO_TICKET),
+			 1);
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_3_VERSION), 1);
+	t_switch_to = tick;
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_2_VERSION), 1);
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_3_VERSION), 1);
+	/* a session lives as long as the server it is with says, not
+	 * the default: in the cache, and in the ticket's lifetime hint */
+	for (unsigned i = 0; i < 4; i++) {
+		SSL_CTX *cctx = client(i % 2 ? TLS1_3_VERSION : TLS1_2_VERSION);
+		SSL_SESSION *sess;
+		int reused;
+
+		t_switch_to = i < 2 ? long_cache : long_tick;
+		if (i < 2)
+			SSL_CTX_set_options(cctx, SSL_OP_NO_TICKET);
+		sess = handshake(def, cctx, NULL, &reused);
+		if (i > 0) /* TLS 1.2 with a session id: no hint */
+			ck_assert_msg(
+				SSL_SESSION_get_ticket_lifetime_hint(sess) ==
+					600,
+				"case %u: hint %lu", i,
+				SSL_SESSION_get_ticket_lifetime_hint(sess));
+		if (i < 2)
+			ck_assert_int_eq(
+				cache_root(cycle_of(cache))->head->expire_ms,
+				pt_now.mono_ms + 600 * 1000);
+		SSL_SESSION_free(sess);
+		SSL_CTX_free(cctx);
+	}
+	/* and on the default itself, still none */
+	SSL_CTX_set_client_hello_cb(def, NULL, NULL);
+	SSL_CTX_set_client_hello_cb(def2, NULL, NULL);
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_2_VERSION), 0);
+	ck_assert_int_eq(resumes_across(def, def2, TLS1_3_VERSION), 0);
 }
 END_TEST
 
@@ -643,11 +939,10 @@ START_TEST(test_sizes_in_one_cycle)
 	ck_assert_uint_eq(cycle_of(a)->cache->size, 2 * MB);
 	ck_assert_int_eq(cycle_of(a)->ticket_life_ms, 10 * MIN_MS);
 	ck_assert_int_eq(SSL_CTX_get_timeout(a), 120);
-	/* neither: nothing to resume, no tickets at all */
-	ck_assert_ptr_null(tls_sess_of(c));
+	/* neither: nothing to resume, whatever is sent (the callbacks
+	 * are there for sessions that SNI moves to another context) */
+	ck_assert(!tls_sess_of(c)->cache && !tls_sess_of(c)->tickets);
 	ck_assert(SSL_CTX_get_options(c) & SSL_OP_NO_TICKET);
-	ck_assert_int_eq(SSL_CTX_get_session_cache_mode(c), SSL_SESS_CACHE_OFF);
-	ck_assert_uint_eq(SSL_CTX_get_num_tickets(c), 0);
 	ck_assert_int_eq(resumes_across(c, c, TLS1_3_VERSION), 0);
 	ck_assert_int_eq(resumes_across(c, c, TLS1_2_VERSION), 0);
 }
@@ -720,11 +1015,14 @@ main(void)
 	tcase_add_test(tc, test_tls13_ticket_chain);
 	tcase_add_test(tc, test_cache_and_tickets);
 	tcase_add_test(tc, test_sid_ctx_isolates);
+	tcase_add_test(tc, test_sid_ctx_covers_auth);
+	tcase_add_test(tc, test_sni_switch);
 	tcase_add_test(tc, test_eviction);
 	tcase_add_test(tc, test_expiry);
 	tcase_add_test(tc, test_ticket_rotation);
 	tcase_add_test(tc, test_rotation_period);
 	tcase_add_test(tc, test_corrupt_entry);
+	tcase_add_test(tc, test_corrupt_links);
 	tcase_add_test(tc, test_garbage_ticket);
 	tcase_add_test(tc, test_lock_owner_died);
 	tcase_add_test(tc, test_sizes_in_one_cycle);
