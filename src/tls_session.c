@@ -923,14 +923,15 @@ pt_tls_sessions_setup(struct pt_conf *cf, SSL_CTX *ctx, size_t cache_size,
 	if (SSL_CTX_set_session_ticket_cb(ctx, tls_sess_ticket_gen, NULL,
 					  NULL) != 1)
 		goto nomem;
-	/* With neither, TLS 1.3 still sends (stateful) tickets, which no
-	 * cache keeps: SSL_set_SSL_CTX() does not carry the number of
-	 * tickets over, and a zero here would leave a server reached by SNI
-	 * with none at all. */
 	if (!tickets)
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	if (cache_size == 0 && !tickets)
+	/* With neither, TLS 1.3 would still send (stateful) tickets that no
+	 * cache keeps: send none. The SNI switch (tls.c) carries the number
+	 * over, so a server reached by SNI keeps its own. */
+	if (cache_size == 0 && !tickets) {
+		SSL_CTX_set_num_tickets(ctx, 0);
 		return PT_OK;
+	}
 	sc->cy = tls_sess_cycle(cf);
 	if (sc->cy == NULL)
 		goto nomem;

@@ -19,6 +19,7 @@ use lib "$FindBin::Bin/lib";
 use PortierTest;
 use PortierHTTP;
 use PortierTLS;
+use PortierTLSClient;
 use IO::Socket::SSL;
 use Test::More;
 
@@ -155,6 +156,25 @@ my @new = $t->wait_workers($WORKERS);
 is(scalar @new, $WORKERS, "HUP: $WORKERS new workers");
 ok(!grep({ my $n = $_; grep { $_ == $n } @old } @new), 'HUP: all of them new');
 check_workers('after HUP:', 0, @new);
+
+# A server with neither cache nor tickets sends no TLS 1.3 ticket (it
+# would be a useless message for both sides); one reached by SNI behind
+# it with a cache still sends its own.
+{
+	my $req = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	my $tickets = sub {
+		my ($name) = @_;
+		my $o = s_client($t->port(3), [ '-servername', $name, '-tls1_3' ],
+			request => $req);
+		ok($o->{handshake}, "$name: TLS 1.3 handshake");
+		my @n = $o->{out} =~ /^Post-Handshake New Session Ticket arrived/mg;
+		return scalar @n;
+	};
+	is($tickets->('default.test'), 0,
+		'neither cache nor tickets: no TLS 1.3 ticket sent');
+	ok($tickets->('sni.test') > 0,
+		'a server with a cache reached by SNI behind it: tickets sent');
+}
 
 ok(!$t->log_has(qr/\[(?:crit|alert|emerg)\]/), 'no critical errors logged');
 $t->stop;

@@ -862,6 +862,7 @@ switch_cb(SSL *ssl, int *alert, void *arg)
 	SSL_clear_options(ssl,
 			  SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
 	SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+	(void)SSL_set_num_tickets(ssl, SSL_CTX_get_num_tickets(ctx));
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
