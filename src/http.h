@@ -405,6 +405,28 @@ int pt_http_discard_body(struct pt_http_request *r);
 /* Select the location of r and its conf; PT_OK or a status. */
 int pt_http_find_location(struct pt_http_request *r);
 
+/* ---- between http_request.c and http_body.c only ----------------------- */
+
+/*
+ * Most bytes one call of a handler that drops input (a discarded body, a
+ * lingering close) reads before it lets the other connections run: a
+ * client that sends as fast as we read would otherwise hold the worker.
+ * The handler then posts itself and keeps io.readable set, since no new
+ * edge will announce the bytes already waiting.
+ */
+#define PT_HTTP_READ_BUDGET (64 * 1024)
+
+/* Make room at the end of c's header buffer (taking one if it has none),
+ * growing it up to head_max. PT_OK, or 431 (full) or 500. */
+int pt_http_buf_room(struct pt_conn *c, size_t head_max);
+/* Run c's read handler again after this batch of events. */
+void pt_http_post_read(struct pt_conn *c);
+/* Give r the header buffer its parsed head points into, and c a new one
+ * (before a body is read from the socket). PT_OK or PT_ERROR. */
+int pt_http_detach_head(struct pt_http_request *r);
+/* Read and drop more of a discarded body: PT_OK or a status. */
+int pt_http_discard_more(struct pt_http_request *r);
+
 /* ---- output (http_output.c) --------------------------------------------- */
 
 /* Run the header filters; the last one queues the head (written with the

@@ -9,7 +9,7 @@
  * head is complete and destroyed when its response is done. The parsed
  * head is slices of that buffer: when an unwanted body must be read from
  * the socket, the request keeps the buffer and the connection takes a new
- * one (http_detach_head()).
+ * one (pt_http_detach_head(), http_body.c, which reads bodies).
  *
  * Ordering: one request at a time per connection. Pipelined requests wait
  * in the header buffer (or the socket) until the previous response is
@@ -54,14 +54,6 @@
 
 #define LINGER_TIMEOUT_MS 5000
 #define LINGER_TIME_MS 30000
-/*
- * Most bytes one call of a handler that drops input (a discarded body, a
- * lingering close) reads before it lets the other connections run: a
- * client that sends as fast as we read would otherwise hold the worker.
- * The handler then posts itself and keeps io.readable set, since no new
- * edge will announce the bytes already waiting.
- */
-#define HTTP_READ_BUDGET (64 * 1024)
 
 static void http_read_head(struct pt_io *io);
 static void http_read_proxy(struct pt_io *io);
@@ -195,42 +187,9 @@ http_buf_free(struct pt_conn *c)
 	c->buf_size = c->buf_pos = c->buf_last = 0;
 }
 
-static void
-http_head_buf_free(void *data)
-{
-	struct pt_http_request *r = data;
-
-	pt_block_release(r->head_buf, r->head_buf_size);
-}
-
-/*
- * The parsed head (r->h, request_line, args) is a set of slices of the
- * header buffer, read until the log phase. Before a discarded body is read
- * from the socket, the request takes that buffer (it is freed with the
- * request's pool) and the connection gets a fresh one for the body and
- * what may follow it: reading into the old one would overwrite the head.
- * Called with everything buffered consumed. PT_OK or PT_ERROR.
- */
-static int
-http_detach_head(struct pt_http_request *r)
-{
-	struct pt_conn *c = r->conn;
-
-	if (r->head_buf != NULL || c->buf == NULL)
-		return PT_OK;
-	PT_ASSERT(c->buf_pos == c->buf_last);
-	if (pt_pool_cleanup_add(r->pool, http_head_buf_free, r) != PT_OK)
-		return PT_ERROR;
-	r->head_buf = c->buf;
-	r->head_buf_size = c->buf_size;
-	c->buf = NULL;
-	c->buf_size = c->buf_pos = c->buf_last = 0;
-	return PT_OK;
-}
-
 /* Make room at the end of the header buffer. PT_OK, or 431/414/500. */
-static int
-http_buf_room(struct pt_conn *c, size_t head_max)
+int
+pt_http_buf_room(struct pt_conn *c, size_t head_max)
 {
 	size_t used = c->buf_last - c->buf_pos, size;
 	char *nb;
@@ -385,8 +344,8 @@ http_resume_read(struct pt_posted *p)
 	c->io.on_read(&c->io);
 }
 
-static void
-http_post_read(struct pt_conn *c)
+void
+pt_http_post_read(struct pt_conn *c)
 {
 	c->posted.fn = http_resume_read;
 	pt_post(&c->w->loop, &c->posted);
@@ -399,7 +358,7 @@ http_lingering_read(struct pt_io *io)
 	char buf[4096];
 	size_t got = 0;
 
-	while (got < HTTP_READ_BUDGET) {
+	while (got < PT_HTTP_READ_BUDGET) {
 		ssize_t n = pt_sock_recv(io->fd, c->ssl, buf, sizeof(buf));
 		if (n > 0) {
 			got += (size_t)n;
@@ -419,7 +378,7 @@ http_lingering_read(struct pt_io *io)
 		return;
 	}
 	if (io->readable)
-		http_post_read(c);
+		pt_http_post_read(c);
 	pt_timer_add(&c->w->loop, &c->timer,
 		     PT_MIN(LINGER_TIMEOUT_MS,
 			    c->lingering_end - pt_now.mono_ms));
@@ -752,7 +711,7 @@ http_read_head(struct pt_io *io)
 	for (;;) {
 		size_t room;
 		ssize_t n;
-		int rc = http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
+		int rc = pt_http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
 
 		if (rc != PT_OK) {
 			if (c->keepalive) {
@@ -957,7 +916,7 @@ http_read_proxy(struct pt_io *io)
 		}
 		if (!io->readable && !io->hup)
 			return;
-		rc = http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
+		rc = pt_http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
 		if (rc != PT_OK) {
 			pt_conn_log(c, PT_LOG_INFO, 0,
 				    rc == 431 ? "closing: PROXY protocol "
@@ -1029,7 +988,7 @@ http_read_proxy_peek(struct pt_io *io)
 		int rc = PT_OK;
 
 		if (c->buf == NULL || c->buf_last == c->buf_size)
-			rc = http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
+			rc = pt_http_buf_room(c, PT_MAX(head_max, PT_POOL_BLOCK));
 		if (rc != PT_OK) {
 			pt_conn_log(c, PT_LOG_INFO, 0,
 				    "closing: PROXY protocol header too long");
@@ -1125,7 +1084,7 @@ http_keepalive(struct pt_conn *c)
 		/* a pipelined request is already here */
 		pt_timer_add(&c->w->loop, &c->timer,
 			     http_default_srv(c)->client_header_timeout);
-		http_post_read(c);
+		pt_http_post_read(c);
 		return;
 	}
 	if (c->buf != NULL && c->buf_last == c->buf_pos)
@@ -1134,7 +1093,7 @@ http_keepalive(struct pt_conn *c)
 	pt_conn_set_idle(c, 1);
 	pt_timer_add(&c->w->loop, &c->timer, timeout);
 	if (c->io.readable)
-		http_post_read(c);
+		pt_http_post_read(c);
 }
 
 static void
@@ -1264,206 +1223,6 @@ http_request_write(struct pt_io *io)
 		http_response_written(r);
 }
 
-/* ---- request bodies ------------------------------------------------------------- */
-
-/* A slice of body bytes from the buffer: PT_OK, PT_AGAIN (all consumed),
- * PT_DONE or a status. */
-static int
-http_body_slice(struct pt_http_request *r, struct pt_str *data)
-{
-	struct pt_conn *c = r->conn;
-	const char *p = c->buf + c->buf_pos, *end = c->buf + c->buf_last;
-	int64_t max = pt_http_core_loc(r)->client_max_body_size;
-	int rc;
-
-	if (!r->body.is_chunked) {
-		int64_t n = PT_MIN(r->body.rest, (int64_t)(end - p));
-		r->body.rest -= n;
-		r->body.received += n;
-		c->buf_pos += (uint32_t)n;
-		r->body.done = r->body.rest == 0;
-		data->data = p;
-		data->len = (size_t)n;
-		return n > 0 ? PT_OK : r->body.done ? PT_DONE : PT_AGAIN;
-	}
-	rc = pt_http_chunked_parse(&r->body.chunked, &p, end, data);
-	c->buf_pos = (uint32_t)(p - c->buf);
-	if (rc == PT_OK) {
-		r->body.received += (int64_t)data->len;
-		if (max > 0 && r->body.received > max) {
-			pt_http_log(r, PT_LOG_ERR, 0,
-				    "client sent too large chunked body");
-			return 413;
-		}
-		return PT_OK;
-	}
-	if (rc == PT_DONE) {
-		r->body.done = 1;
-		return PT_DONE;
-	}
-	if (rc == PT_AGAIN)
-		return PT_AGAIN;
-	pt_http_log(r, PT_LOG_INFO, 0, "client sent a malformed chunked body");
-	return 400;
-}
-
-/*
- * Everything buffered is consumed: read more body bytes into the
- * connection's buffer, from its start (once it no longer holds the
- * head). PT_OK (bytes came), PT_AGAIN (none yet) or a status.
- */
-static int
-http_body_recv(struct pt_http_request *r)
-{
-	struct pt_conn *c = r->conn;
-
-	if (http_detach_head(r) != PT_OK ||
-	    http_buf_room(c, PT_POOL_BLOCK) != PT_OK)
-		return 500;
-	c->buf_pos = c->buf_last = 0;
-	for (;;) {
-		ssize_t n = pt_sock_recv(c->io.fd, c->ssl, c->buf, c->buf_size);
-
-		if (n > 0) {
-			c->buf_last = (uint32_t)n;
-			return PT_OK;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			c->io.readable = 0;
-			return PT_AGAIN;
-		}
-		pt_http_log(r, PT_LOG_INFO, n < 0 ? errno : 0,
-			    n == 0 ? "client closed before the end of the body"
-				   : "reading the request body failed");
-		r->keepalive = 0;
-		return 400;
-	}
-}
-
-/* Drop body bytes until EAGAIN, the end, or the read budget (then the
- * read handler is posted). PT_OK or a status. */
-static int
-http_discard_read(struct pt_http_request *r)
-{
-	struct pt_conn *c = r->conn;
-	size_t got = 0;
-
-	for (;;) {
-		struct pt_str d;
-		int rc;
-
-		while (!r->body.done && c->buf != NULL &&
-		       c->buf_pos < c->buf_last) {
-			rc = http_body_slice(r, &d);
-			if (rc != PT_OK && rc != PT_AGAIN && rc != PT_DONE)
-				return rc;
-		}
-		if (r->body.done || !c->io.readable)
-			return PT_OK;
-		if (got >= HTTP_READ_BUDGET) {
-			http_post_read(c);
-			return PT_OK;
-		}
-		rc = http_body_recv(r);
-		if (rc == PT_AGAIN)
-			return PT_OK;
-		if (rc != PT_OK)
-			return rc;
-		got += c->buf_last;
-	}
-}
-
-/* Queue "100 Continue" ahead of the response, once. PT_OK or PT_ERROR. */
-static int
-http_send_continue(struct pt_http_request *r)
-{
-	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-	struct pt_chain *cl;
-
-	r->expect_tested = 1;
-	if (r->header_sent)
-		return PT_OK;
-	cl = pt_chain_mem(r->pool, cont, sizeof(cont) - 1);
-	if (cl == NULL)
-		return PT_ERROR;
-	*r->pending_tail = cl;
-	r->pending_tail = &cl->next;
-	return pt_http_flush(r) == PT_ERROR ? PT_ERROR : PT_OK;
-}
-
-int
-pt_http_body_next(struct pt_http_request *r, struct pt_str *data)
-{
-	struct pt_conn *c = r->conn;
-
-	if (r->body.done)
-		return PT_DONE;
-	if (r->h.expect_continue && !r->expect_tested &&
-	    http_send_continue(r) != PT_OK)
-		return 500;
-	for (;;) {
-		int rc;
-
-		if (c->buf != NULL && c->buf_pos < c->buf_last) {
-			rc = http_body_slice(r, data);
-			if (rc != PT_AGAIN)
-				return rc;
-		}
-		if (!c->io.readable)
-			return PT_AGAIN;
-		rc = http_body_recv(r);
-		if (rc != PT_OK)
-			return rc;
-	}
-}
-
-int
-pt_http_body_declared_ok(struct pt_http_request *r)
-{
-	int64_t max = pt_http_core_loc(r)->client_max_body_size;
-
-	if (max > 0 && r->h.content_length > max) {
-		pt_http_log(r, PT_LOG_ERR, 0,
-			    "client intended to send too large body: %lld "
-			    "bytes",
-			    (long long)r->h.content_length);
-		r->keepalive = 0;
-		return 413;
-	}
-	return PT_OK;
-}
-
-int
-pt_http_discard_body(struct pt_http_request *r)
-{
-	int rc;
-
-	if (r->body.done || r->discarding)
-		return PT_OK;
-	/* FIND_LOCATION already checked, but answers given before it (a
-	 * server-level return, "OPTIONS *") must not read any length */
-	rc = pt_http_body_declared_ok(r);
-	if (rc != PT_OK)
-		return rc;
-	if (r->h.expect_continue && !r->expect_tested) {
-		/*
-		 * The client waits for a "100 Continue" it will not get: it
-		 * may never send the body, or send it late. Answer at once
-		 * and close (portier.conf(5)); the lingering close drains
-		 * whatever comes meanwhile.
-		 */
-		r->keepalive = 0;
-		return PT_OK;
-	}
-	r->discarding = 1;
-	rc = http_discard_read(r);
-	if (rc != PT_OK)
-		r->keepalive = 0;
-	return rc;
-}
-
 static void
 http_request_read(struct pt_io *io)
 {
@@ -1478,7 +1237,7 @@ http_request_read(struct pt_io *io)
 	if (r == NULL || !r->discarding || r->body.done)
 		return; /* pipelined bytes wait in the socket */
 	written = r->finalized && r->body_sent_all && r->pending == NULL;
-	if (http_discard_read(r) != PT_OK) {
+	if (pt_http_discard_more(r) != PT_OK) {
 		r->keepalive = 0;
 		r->discarding = 0; /* the framing is lost: read no more */
 		if (written)
