@@ -54,7 +54,8 @@ pt_http_detach_head(struct pt_http_request *r)
 	return PT_OK;
 }
 
-/* ---- request bodies ------------------------------------------------------------- */
+/* ---- request bodies
+ * ------------------------------------------------------------- */
 
 /* A slice of body bytes from the buffer: PT_OK, PT_AGAIN (all consumed),
  * PT_DONE or a status. */
@@ -253,4 +254,3 @@ pt_http_discard_body(struct pt_http_request *r)
 		r->keepalive = 0;
 	return rc;
 }
-
