@@ -40,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
@@ -896,9 +897,9 @@ tls_var_client_verify(struct pt_http_request *r, struct pt_str *v,
 	return s != NULL ? tls_var_str(v, s) : PT_ERROR;
 }
 
+/* The client certificate's subject (or issuer) name, RFC 2253. */
 static int
-tls_var_client_s_dn(struct pt_http_request *r, struct pt_str *v,
-		    struct pt_str a)
+tls_var_dn(struct pt_http_request *r, struct pt_str *v, int issuer)
 {
 	X509 *cert =
 		r->conn->ssl ? SSL_get0_peer_certificate(r->conn->ssl) : NULL;
@@ -906,14 +907,15 @@ tls_var_client_s_dn(struct pt_http_request *r, struct pt_str *v,
 	char *mem, *s;
 	long n;
 
-	(void)a;
 	if (cert == NULL)
 		return tls_var_str(v, NULL);
 	bio = BIO_new(BIO_s_mem());
 	if (bio == NULL)
 		return PT_ERROR;
-	if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0,
-			       XN_FLAG_RFC2253) < 0) {
+	if (X509_NAME_print_ex(bio,
+			       issuer ? X509_get_issuer_name(cert)
+				      : X509_get_subject_name(cert),
+			       0, XN_FLAG_RFC2253) < 0) {
 		BIO_free(bio);
 		ERR_clear_error();
 		return PT_ERROR;
@@ -928,12 +930,116 @@ tls_var_client_s_dn(struct pt_http_request *r, struct pt_str *v,
 	return PT_OK;
 }
 
+static int
+tls_var_client_s_dn(struct pt_http_request *r, struct pt_str *v,
+		    struct pt_str a)
+{
+	(void)a;
+	return tls_var_dn(r, v, 0);
+}
+
+static int
+tls_var_client_i_dn(struct pt_http_request *r, struct pt_str *v,
+		    struct pt_str a)
+{
+	(void)a;
+	return tls_var_dn(r, v, 1);
+}
+
+/* Bytes as hex digits into the request's pool. */
+static int
+tls_var_hex(struct pt_http_request *r, struct pt_str *v,
+	    const unsigned char *p, size_t n, const char *digits)
+{
+	char *s = pt_pnalloc(r->pool, n * 2 + 1);
+
+	if (s == NULL)
+		return PT_ERROR;
+	for (size_t i = 0; i < n; i++) {
+		s[2 * i] = digits[p[i] >> 4];
+		s[2 * i + 1] = digits[p[i] & 15];
+	}
+	v->data = s;
+	v->len = n * 2;
+	return PT_OK;
+}
+
+/* The serial number in upper-case hex, as nginx and openssl print it. */
+static int
+tls_var_client_serial(struct pt_http_request *r, struct pt_str *v,
+		      struct pt_str a)
+{
+	X509 *cert =
+		r->conn->ssl ? SSL_get0_peer_certificate(r->conn->ssl) : NULL;
+	const ASN1_INTEGER *serial;
+	unsigned char buf[64];
+	BIGNUM *bn;
+	int n;
+
+	(void)a;
+	if (cert == NULL)
+		return tls_var_str(v, NULL);
+	serial = X509_get0_serialNumber(cert);
+	bn = ASN1_INTEGER_to_BN(serial, NULL);
+	n = bn != NULL ? BN_num_bytes(bn) : -1;
+	if (n < 0 || n > (int)sizeof(buf)) {
+		BN_free(bn);
+		ERR_clear_error();
+		return tls_var_str(v, NULL);
+	}
+	n = BN_bn2bin(bn, buf);
+	BN_free(bn);
+	if (n == 0) { /* a zero serial: "00" */
+		buf[0] = 0;
+		n = 1;
+	}
+	return tls_var_hex(r, v, buf, (size_t)n, "0123456789ABCDEF");
+}
+
+/* The SHA-1 of the certificate, lower-case hex, as nginx's. */
+static int
+tls_var_client_fingerprint(struct pt_http_request *r, struct pt_str *v,
+			   struct pt_str a)
+{
+	X509 *cert =
+		r->conn->ssl ? SSL_get0_peer_certificate(r->conn->ssl) : NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+	(void)a;
+	if (cert == NULL)
+		return tls_var_str(v, NULL);
+	if (X509_digest(cert, EVP_sha1(), md, &n) != 1) {
+		ERR_clear_error();
+		return tls_var_str(v, NULL);
+	}
+	return tls_var_hex(r, v, md, n, "0123456789abcdef");
+}
+
+static int
+tls_var_alpn(struct pt_http_request *r, struct pt_str *v, struct pt_str a)
+{
+	const unsigned char *p = NULL;
+	unsigned n = 0;
+
+	(void)a;
+	if (r->conn->ssl != NULL)
+		SSL_get0_alpn_selected(r->conn->ssl, &p, &n);
+	v->data = p != NULL ? (const char *)p : "";
+	v->len = p != NULL ? n : 0;
+	return PT_OK;
+}
+
 static const struct pt_http_var tls_vars[] = {
 	{"ssl_protocol", 0, tls_var_protocol},
 	{"ssl_cipher", 0, tls_var_cipher},
 	{"ssl_server_name", 0, tls_var_server_name},
 	{"ssl_client_verify", 0, tls_var_client_verify},
 	{"ssl_client_s_dn", 0, tls_var_client_s_dn},
+	{"ssl_client_i_dn", 0, tls_var_client_i_dn},
+	{"ssl_client_serial", 0, tls_var_client_serial},
+	{"ssl_client_fingerprint", 0, tls_var_client_fingerprint},
+	{"ssl_alpn_protocol", 0, tls_var_alpn},
 	{"ssl_session_reused", 0, tls_var_reused},
 	{"https", 0, tls_var_https},
 	{NULL, 0, NULL},

@@ -38,7 +38,11 @@ my $LOC = <<'EOF';
 locations = ( { path = "/"; proxy_pass = "http://127.0.0.1:%%PORT_5%%";
       proxy_set_header = { X-Client-DN = "$ssl_client_s_dn";
                            X-Client-Verify = "$ssl_client_verify";
-                           X-Proto = "$scheme"; }; } );
+                           X-Proto = "$scheme";
+                           X-Client-I-DN = "$ssl_client_i_dn";
+                           X-Client-Serial = "$ssl_client_serial";
+                           X-Client-FP = "$ssl_client_fingerprint";
+                           X-ALPN = "$ssl_alpn_protocol"; }; } );
 EOF
 $t->config(<<"EOF")->run;
 tls = { certificates = ( { cert = "$srv_crt"; key = "$srv_key"; } );
@@ -93,6 +97,30 @@ for my $case (
 	is($q->{header}{'x-client-verify'}, 'SUCCESS',
 		'on, valid certificate: $ssl_client_verify SUCCESS');
 	is($q->{header}{'x-proto'}, 'https', 'on: $scheme https to the backend');
+	# the certificate as openssl itself sees it
+	my $issuer = `openssl x509 -in '$alice[0]' -noout -issuer -nameopt RFC2253`;
+	$issuer =~ s/^issuer=\s*//;
+	chomp $issuer;
+	my $serial = `openssl x509 -in '$alice[0]' -noout -serial`;
+	$serial =~ s/^serial=//;
+	chomp $serial;
+	my $fp = `openssl x509 -in '$alice[0]' -noout -fingerprint -sha1`;
+	$fp =~ s/^.*=//;
+	$fp =~ s/[:\s]//g;
+	is($q->{header}{'x-client-i-dn'}, $issuer,
+		'on: $ssl_client_i_dn is the issuer in RFC 2253 form');
+	is($q->{header}{'x-client-serial'}, $serial,
+		'on: $ssl_client_serial is the serial in upper-case hex');
+	is($q->{header}{'x-client-fp'}, lc $fp,
+		'on: $ssl_client_fingerprint is the SHA-1 in lower-case hex');
+	ok(!defined $q->{header}{'x-alpn'} || $q->{header}{'x-alpn'} eq '',
+		'on: no ALPN asked, $ssl_alpn_protocol empty');
+	$r = tls_get($ON, '/on-alpn', sni => 'mtls.test', cert => $alice[0],
+		key => $alice[1], alpn => ['h2', 'http/1.1']);
+	is($r->{status}, 200, 'on, ALPN offered: 200');
+	$q = at_backend('/on-alpn') // { header => {} };
+	is($q->{header}{'x-alpn'}, 'http/1.1',
+		'on: $ssl_alpn_protocol is the protocol ALPN agreed');
 	like($q->{header}{'x-forwarded-proto'} // 'https', qr/^https$/,
 		'on: X-Forwarded-Proto (when sent) is https');
 
