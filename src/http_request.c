@@ -1192,13 +1192,16 @@ http_request_write(struct pt_io *io)
 	if (r == NULL)
 		return;
 	if (r->pending == NULL) {
+		/* a read that had to write can go on now; posted, since the
+		 * producer below may end the request (c->posted is cancelled
+		 * if the connection closes) */
+		if (http_tls_read_wants_write(c)) {
+			io->readable = 1;
+			pt_http_post_read(c);
+		}
 		/* a tunnel writes the socket itself */
 		if (r->write_handler != NULL && !r->finalized)
 			r->write_handler(r);
-		else if (http_tls_read_wants_write(c)) {
-			io->readable = 1;
-			http_request_read(io);
-		}
 		return;
 	}
 	rc = pt_http_flush(r);
