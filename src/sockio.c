@@ -73,32 +73,34 @@ sockio_result(struct ssl_st *ssl, int n, const char *what)
 	}
 }
 
-ssize_t
-pt_sock_recv(int fd, struct ssl_st *ssl, void *buf, size_t len)
+/* recv(2), or SSL_read/SSL_peek: take the bytes, or only look. */
+static ssize_t
+sockio_read(int fd, struct ssl_st *ssl, void *buf, size_t len, int peek)
 {
 	int n;
 
 	if (ssl == NULL)
-		return recv(fd, buf, len, 0);
+		return recv(fd, buf, len, peek ? MSG_PEEK : 0);
 	if (len > INT32_MAX)
 		len = INT32_MAX;
 	errno = 0;
-	n = SSL_read(ssl, buf, (int)len);
-	return n > 0 ? n : sockio_result(ssl, n, "SSL_read() failed");
+	n = peek ? SSL_peek(ssl, buf, (int)len) : SSL_read(ssl, buf, (int)len);
+	return n > 0 ? n
+		     : sockio_result(ssl, n,
+				     peek ? "SSL_peek() failed"
+					  : "SSL_read() failed");
+}
+
+ssize_t
+pt_sock_recv(int fd, struct ssl_st *ssl, void *buf, size_t len)
+{
+	return sockio_read(fd, ssl, buf, len, 0);
 }
 
 ssize_t
 pt_sock_peek(int fd, struct ssl_st *ssl, void *buf, size_t len)
 {
-	int n;
-
-	if (ssl == NULL)
-		return recv(fd, buf, len, MSG_PEEK);
-	if (len > INT32_MAX)
-		len = INT32_MAX;
-	errno = 0;
-	n = SSL_peek(ssl, buf, (int)len);
-	return n > 0 ? n : sockio_result(ssl, n, "SSL_peek() failed");
+	return sockio_read(fd, ssl, buf, len, 1);
 }
 
 ssize_t

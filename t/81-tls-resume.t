@@ -54,27 +54,6 @@ EOF
 my %MODES = (both => 0, cache => 1, tickets => 2, sni => 3); # name => port index
 my %VERSIONS = ('TLSv1.3' => 'TLSv1_3', 'TLSv1.2' => 'TLSv1_2');
 
-# One open TCP connection to port owned by each of @workers: { pid => socket }.
-sub conns_per_worker {
-	my ($port, @workers) = @_;
-	my (%by, @extra);
-	for (1 .. 400) {
-		last if keys %by == @workers;
-		my $s = PortierHTTP::connect_raw($t, port => $port);
-		my $owner;
-		PortierTest::wait_for(sub {
-			$owner = PortierHTTP::socket_owner($port, $s->sockport,
-				@workers) }, 2);
-		if (defined $owner && !$by{$owner}) {
-			$by{$owner} = $s;
-		} else {
-			push @extra, $s;
-		}
-	}
-	close $_ for @extra;
-	return \%by;
-}
-
 # A client context per mode and version, each with its session cache.
 my %ctx;
 sub client_ctx {
@@ -119,7 +98,7 @@ sub check_workers {
 	for my $mode (sort keys %MODES) {
 		for my $version (sort keys %VERSIONS) {
 			my $port = $t->port($MODES{$mode});
-			my $by = conns_per_worker($port, @workers);
+			my $by = PortierHTTP::conn_per_worker_on($t, $port, @workers);
 			is(scalar keys %$by, scalar @workers,
 				"$label $mode $version: a connection per worker");
 			my @order = sort { $a <=> $b } keys %$by;

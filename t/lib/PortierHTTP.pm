@@ -226,17 +226,22 @@ sub socket_owner {
 
 # One open connection to portier owned by each of @workers (the kernel
 # spreads them; the owner is found from the sockets' inodes):
-# { pid => socket }.
+# { pid => socket }. conn_per_worker_on does it for another port than
+# the first.
 sub conn_per_worker {
 	my ($t, @workers) = @_;
+	return conn_per_worker_on($t, $t->port(0), @workers);
+}
+
+sub conn_per_worker_on {
+	my ($t, $port, @workers) = @_;
 	my (%by, @extra);
 	for (1 .. 400) {
 		last if keys %by == @workers;
-		my $s = connect_raw($t);
+		my $s = connect_raw($t, port => $port);
 		my $owner;
 		PortierTest::wait_for(sub {
-			$owner = socket_owner($t->port(0), $s->sockport, @workers) },
-			5);
+			$owner = socket_owner($port, $s->sockport, @workers) }, 5);
 		if (defined $owner && !$by{$owner}) {
 			$by{$owner} = $s;
 		} else {
@@ -246,7 +251,6 @@ sub conn_per_worker {
 	close $_ for @extra;
 	return \%by;
 }
-
 
 # Bytes waiting unread in the receive queue of the local TCP socket s
 # (from /proc/net/tcp); -1 if it is not found.

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "tls_cert.h"
 #include "unit.h"
 
 static SSL_CTX *t_server_ctx;
@@ -27,25 +28,12 @@ static SSL_CTX *t_server_ctx;
 static SSL_CTX *
 t_make_server_ctx(void)
 {
-	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *crt = X509_new();
-	X509_NAME *n;
+	EVP_PKEY *key = t_tls_ec_key();
+	X509 *crt = key ? t_tls_self_signed(key, "backend.test", 1) : NULL;
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
-	ck_assert_ptr_nonnull(key);
 	ck_assert_ptr_nonnull(crt);
 	ck_assert_ptr_nonnull(ctx);
-	X509_set_version(crt, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(crt), 1);
-	X509_gmtime_adj(X509_getm_notBefore(crt), -60);
-	X509_gmtime_adj(X509_getm_notAfter(crt), 3600);
-	n = X509_get_subject_name(crt);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-				   (const unsigned char *)"backend.test", -1,
-				   -1, 0);
-	X509_set_issuer_name(crt, n);
-	X509_set_pubkey(crt, key);
-	ck_assert_int_gt(X509_sign(crt, key, EVP_sha256()), 0);
 	ck_assert_int_eq(SSL_CTX_use_certificate(ctx, crt), 1);
 	ck_assert_int_eq(SSL_CTX_use_PrivateKey(ctx, key), 1);
 	X509_free(crt);

@@ -12,6 +12,7 @@
 
 #include <check.h>
 
+#include "tls_cert.h"
 #include "unit.h"
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -35,34 +36,13 @@ static unsigned t_nsrv;
 static void
 make_cert(void)
 {
-	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
-	X509_NAME *name;
-
-	if (kc == NULL || EVP_PKEY_keygen_init(kc) != 1 ||
-	    EVP_PKEY_CTX_set_ec_paramgen_curve_nid(kc, NID_X9_62_prime256v1) !=
-		    1 ||
-	    EVP_PKEY_keygen(kc, &t_key) != 1 || (t_cert = X509_new()) == NULL)
-		goto fail;
-	EVP_PKEY_CTX_free(kc);
-	X509_set_version(t_cert, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(t_cert), 1);
-	X509_gmtime_adj(X509_getm_notBefore(t_cert), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(t_cert), 86400);
-	name = X509_get_subject_name(t_cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-				   (const unsigned char *)"localhost", -1, -1,
-				   0);
-	X509_set_issuer_name(t_cert, name);
-	X509_set_pubkey(t_cert, t_key);
-	if (X509_sign(t_cert, t_key, EVP_sha256()) <= 0 ||
-	    (t_cert2 = X509_dup(t_cert)) == NULL)
-		goto fail;
-	ASN1_INTEGER_set(X509_get_serialNumber(t_cert2), 2);
-	if (X509_sign(t_cert2, t_key, EVP_sha256()) > 0)
-		return;
-fail:
-	fprintf(stderr, "cannot make the test certificate\n");
-	exit(EXIT_FAILURE);
+	t_key = t_tls_ec_key();
+	t_cert = t_key ? t_tls_self_signed(t_key, "localhost", 1) : NULL;
+	t_cert2 = t_key ? t_tls_self_signed(t_key, "localhost", 2) : NULL;
+	if (t_cert == NULL || t_cert2 == NULL) {
+		fprintf(stderr, "cannot make the test certificate\n");
+		exit(EXIT_FAILURE);
+	}
 }
 
 static void
