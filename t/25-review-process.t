@@ -163,7 +163,15 @@ EOF
 	kill 'HUP', $m;
 	ok(PortierTest::wait_for(sub { (readlink("/proc/$m/fd/2") // '') eq $log2 }),
 		'a reload to another error_log: stderr follows');
-	my ($w2) = grep { $_ != $w } $t->wait_workers(1, $m);
+	# Right after the reload the old worker may still be the only one:
+	# wait for its successor, not for any worker.
+	my $w2;
+	PortierTest::wait_for(sub {
+		($w2) = grep { $_ != $w
+			&& PortierTest::cmdline($_) eq 'portier: worker process' }
+			PortierTest::children($m);
+		return $w2;
+	});
 	ok($w2 && (readlink("/proc/$w2/fd/2") // '') eq $log2,
 		'and the new worker\'s');
 	PortierTest::stop_pid($m);
