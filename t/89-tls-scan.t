@@ -1,7 +1,7 @@
 #!/usr/bin/perl
-# A black-box scan of the default TLS settings with sslscan(1) (Debian's
-# sslscan, installed by contrib/install-deps), as an auditor would run
-# it: with an ECDSA and an RSA certificate and nothing else configured,
+# A black-box scan of the default TLS settings with sslscan(1) and
+# testssl.sh (Debian's packages, installed by contrib/install-deps), as an
+# auditor would run them: with an ECDSA and an RSA certificate and nothing else configured,
 # only TLS 1.2 and 1.3 are accepted, every accepted suite is ECDHE with
 # an AEAD cipher (no CBC, RC4, 3DES, NULL, anonymous or static RSA), no
 # key exchange group under 128 bits, no renegotiation, the downgrade
@@ -14,9 +14,13 @@ use PortierTest;
 use PortierTLS;
 use Test::More;
 
-my $sslscan = (grep { -x "$_/sslscan" } split /:/, $ENV{PATH})[0];
-plan(skip_all => 'sslscan is not installed (contrib/install-deps)')
-	unless $sslscan;
+use JSON::PP;
+
+sub which { return (grep { -x "$_/$_[0]" } split /:/, $ENV{PATH})[0] }
+my $sslscan = which('sslscan');
+my $testssl = which('testssl');
+plan(skip_all => 'sslscan and testssl are not installed (contrib/install-deps)')
+	unless $sslscan || $testssl;
 
 my $t = PortierTest->new;
 my $dir = $t->dir;
@@ -32,6 +36,8 @@ servers = ( { listen = "127.0.0.1:%%PORT_0%% ssl"; server_name = "a.test";
 EOF
 
 my $port = $t->port(0);
+SKIP: {
+skip('sslscan is not installed', 15) unless $sslscan;
 my $out = `sslscan --no-colour --sni-name=a.test 127.0.0.1:$port 2>&1`;
 is($? >> 8, 0, 'sslscan ran') or diag($out);
 
@@ -67,5 +73,36 @@ is_deeply(\@weak, [], 'no suite under 128 bits');
 my @groups = $out =~ /^TLSv1\.[23]\s+(\d+) bits\s+\S+/mg;
 ok(@groups > 0, 'key exchange groups listed');
 is_deeply([ grep { $_ < 128 } @groups ], [], 'no key exchange group under 128 bits');
+
+}
+
+# testssl.sh: protocols (-p), cipher categories (-s), forward secrecy (-f)
+# and its vulnerability checks (-U). Certificate findings (-S) are left
+# out: they judge the test PKI (a private CA, two-day certificates).
+SKIP: {
+skip('testssl is not installed', 7) unless $testssl;
+my $json = "$dir/testssl.json";
+my $out = `testssl --quiet --color 0 --warnings off --ip one --jsonfile $json -p -s -f -U 127.0.0.1:$port 2>&1`;
+my $found = eval { decode_json($t->read_file('testssl.json')) } // [];
+ok(@$found >= 30, 'testssl ran: ' . scalar(@$found) . ' findings')
+	or diag($out);
+my %f = map { $_->{id} => $_ } @$found;
+is_deeply([ map { "$_->{severity} $_->{id}: $_->{finding}" }
+	grep { $_->{severity} !~ /^(?:OK|INFO)$/ } @$found ], [],
+	'testssl: no finding above INFO');
+is_deeply([ map { $f{$_} ? $f{$_}{finding} : 'missing' } qw(TLS1 TLS1_1 SSLv3) ],
+	[ ('not offered') x 3 ], 'testssl: no TLS 1.1 or older');
+like($f{TLS1_3}{finding} // '', qr/^offered/, 'testssl: TLS 1.3 offered');
+is($f{cipherlist_AVERAGE}{finding} // '', 'not offered',
+	'testssl: no CBC suites');
+is($f{PFS}{severity} // '', 'OK', 'testssl: forward secrecy');
+is_deeply([ sort grep { /^(?:heartbleed|CCS|ticketbleed|ROBOT|secure_renego|
+	secure_client_renego|CRIME_TLS|BREACH|POODLE_SSL|fallback_SCSV|SWEET32|
+	FREAK|DROWN|LOGJAM|BEAST|LUCKY13|RC4)$/x && $f{$_}{severity} eq 'OK' } keys %f ],
+	[ sort qw(heartbleed CCS ticketbleed ROBOT secure_renego
+	secure_client_renego CRIME_TLS BREACH POODLE_SSL fallback_SCSV SWEET32
+	FREAK DROWN LOGJAM BEAST LUCKY13 RC4) ],
+	'testssl: every vulnerability check says OK');
+}
 
 done_testing;
