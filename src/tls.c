@@ -24,6 +24,10 @@
  * and reports the verdict in $ssl_client_verify; "on" fails the handshake
  * without a valid one. A request whose Host names a server that verifies
  * clients differently from the SNI server gets 421 (pt_tls_check_server).
+ * CRLs (`crl`) go into the verification store of client_ca with checks
+ * for the whole chain; they are part of what the session id context
+ * digests (tls_session.c), so a reload with a new CRL lets no session
+ * made before it resume without the check.
  */
 #include "core.h"
 #include "conf.h"
@@ -38,12 +42,15 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -123,6 +130,8 @@ const struct pt_setting pt_tls_members[] = {
 	 tls_set_noted, &tls_depth_range},
 	{"ocsp_staple_file", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV,
 	 TLS(ocsp_staple_file), tls_set_path, NULL},
+	{"crl", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV, TLS(crl), tls_set_path,
+	 NULL},
 	{NULL, 0, 0, 0, 0, NULL, NULL}};
 
 static int
@@ -330,6 +339,7 @@ tls_merge_srv(struct pt_conf *cf, void *parent, void *child)
 		  PT_TLS_VERIFY_OFF);
 	TLS_MERGE(verify_depth, PT_TLS_VERIFY_DEPTH, PT_UNSET, 10);
 	TLS_MERGE(ocsp_staple_file, PT_TLS_OCSP_STAPLE_FILE, NULL, NULL);
+	TLS_MERGE(crl, PT_TLS_CRL, NULL, NULL);
 	return PT_OK;
 }
 
@@ -432,6 +442,146 @@ tls_verify_accept(int ok, X509_STORE_CTX *x)
 	return 1; /* "optional": the verdict is $ssl_client_verify's */
 }
 
+/* "on": the reason a certificate is refused goes to the log (the
+ * handshake's own error says only "certificate verify failed"). */
+static int
+tls_verify_on(int ok, X509_STORE_CTX *x)
+{
+	SSL *ssl;
+	struct pt_conn *c;
+
+	if (ok)
+		return 1;
+	ssl = X509_STORE_CTX_get_ex_data(x,
+					 SSL_get_ex_data_X509_STORE_CTX_idx());
+	c = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+	if (c != NULL)
+		pt_conn_log(c, PT_LOG_INFO, 0,
+			    "client certificate refused: %s (depth %d)",
+			    X509_verify_cert_error_string(
+				    X509_STORE_CTX_get_error(x)),
+			    X509_STORE_CTX_get_error_depth(x));
+	return 0;
+}
+
+/* "YYYY-MM-DD HH:MM:SS UTC", or "?" */
+static const char *
+tls_time_text(const ASN1_TIME *t, char *buf, size_t cap)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 ||
+	    strftime(buf, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, cap, "?");
+	return buf;
+}
+
+/* A CRL out of its dates is kept (the operator may be renewing it) but
+ * said: every certificate it covers will be refused meanwhile. */
+static void
+tls_crl_dates(struct pt_conf *cf, const config_setting_t *node,
+	      const char *path, const X509_CRL *crl)
+{
+	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+	const ASN1_TIME *last = X509_CRL_get0_lastUpdate(crl);
+	char issuer[256], when[64];
+
+	if (X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer,
+			      sizeof(issuer)) == NULL)
+		snprintf(issuer, sizeof(issuer), "?");
+	if (next != NULL && X509_cmp_current_time(next) < 0)
+		pt_conf_warn(cf, node,
+			     "tls: crl \"%s\": the CRL of %s expired on %s: "
+			     "the certificates it covers will be refused "
+			     "(\"CRL has expired\")",
+			     path, issuer,
+			     tls_time_text(next, when, sizeof(when)));
+	else if (last != NULL && X509_cmp_current_time(last) > 0)
+		pt_conf_warn(cf, node,
+			     "tls: crl \"%s\": the CRL of %s is valid from "
+			     "%s only: the certificates it covers will be "
+			     "refused (\"CRL is not yet valid\")",
+			     path, issuer,
+			     tls_time_text(last, when, sizeof(when)));
+	ERR_clear_error();
+}
+
+int
+pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
+		const char *path, X509_STORE *store)
+{
+	unsigned n = 0;
+	unsigned long e;
+	X509_CRL *crl;
+	char why[256];
+	BIO *bio;
+
+	if (tls_readable(cf, node, "crl", path) != PT_OK)
+		return PT_ERROR;
+	ERR_clear_error();
+	bio = BIO_new_file(path, "r");
+	if (bio == NULL) {
+		pt_conf_error(cf, node, "tls: crl \"%s\": %s", path,
+			      tls_reason(why, sizeof(why)));
+		return PT_ERROR;
+	}
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+		int added = X509_STORE_add_crl(store, crl) == 1;
+
+		n++;
+		if (added)
+			tls_crl_dates(cf, node, path, crl);
+		X509_CRL_free(crl);
+		if (!added) {
+			BIO_free(bio);
+			pt_conf_error(cf, node, "tls: crl \"%s\": CRL %u: %s",
+				      path, n, tls_reason(why, sizeof(why)));
+			return PT_ERROR;
+		}
+	}
+	BIO_free(bio);
+	/* the end of the file is "no start line"; anything else is a CRL
+	 * that does not parse */
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM ||
+	    ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+		pt_conf_error(cf, node, "tls: crl \"%s\": CRL %u: %s", path,
+			      n + 1, tls_reason(why, sizeof(why)));
+		return PT_ERROR;
+	}
+	ERR_clear_error();
+	if (n == 0) {
+		pt_conf_error(cf, node,
+			      "tls: crl \"%s\": no CRL in the file (PEM "
+			      "\"X509 CRL\" expected)",
+			      path);
+		return PT_ERROR;
+	}
+	if (X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK |
+						X509_V_FLAG_CRL_CHECK_ALL) !=
+	    1) {
+		pt_conf_error(cf, node, "tls: crl \"%s\": %s", path,
+			      tls_reason(why, sizeof(why)));
+		return PT_ERROR;
+	}
+	return PT_OK;
+}
+
+/* After client_ca: its store is the one the CRLs go to. */
+static int
+tls_set_crl(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
+{
+	const config_setting_t *node = tc->nodes[PT_TLS_CRL];
+
+	if (tc->crl == NULL)
+		return PT_OK;
+	if (tc->client_ca == NULL) {
+		pt_conf_error(cf, node, "tls: crl needs client_ca");
+		return PT_ERROR;
+	}
+	return pt_tls_load_crl(cf, node, tc->crl, SSL_CTX_get_cert_store(ctx));
+}
+
 static int
 tls_set_client_ca(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 {
@@ -464,7 +614,7 @@ tls_set_client_ca(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 	if (tc->verify_client == PT_TLS_VERIFY_ON)
 		SSL_CTX_set_verify(
 			ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-			NULL);
+			tls_verify_on);
 	else if (tc->verify_client == PT_TLS_VERIFY_OPTIONAL)
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_accept);
 	return PT_OK;
@@ -624,6 +774,7 @@ tls_build_ctx(struct pt_conf *cf, struct pt_http_server *srv, unsigned index)
 	}
 	if (tls_load_certs(cf, tc, ctx) != PT_OK ||
 	    tls_set_client_ca(cf, tc, ctx) != PT_OK ||
+	    tls_set_crl(cf, tc, ctx) != PT_OK ||
 	    tls_load_ocsp(cf, tc, ctx) != PT_OK)
 		return PT_ERROR;
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
@@ -817,7 +968,9 @@ pt_tls_check_server(const struct pt_conn *c, const struct pt_http_server *srv)
 		return PT_OK;
 	if (a->verify_client == b->verify_client &&
 	    a->verify_depth == b->verify_depth && a->client_ca != NULL &&
-	    b->client_ca != NULL && strcmp(a->client_ca, b->client_ca) == 0)
+	    b->client_ca != NULL && strcmp(a->client_ca, b->client_ca) == 0 &&
+	    (a->crl == b->crl ||
+	     (a->crl != NULL && b->crl != NULL && strcmp(a->crl, b->crl) == 0)))
 		return PT_OK;
 	return 421;
 }
@@ -948,8 +1101,8 @@ tls_var_client_i_dn(struct pt_http_request *r, struct pt_str *v,
 
 /* Bytes as hex digits into the request's pool. */
 static int
-tls_var_hex(struct pt_http_request *r, struct pt_str *v,
-	    const unsigned char *p, size_t n, const char *digits)
+tls_var_hex(struct pt_http_request *r, struct pt_str *v, const unsigned char *p,
+	    size_t n, const char *digits)
 {
 	char *s = pt_pnalloc(r->pool, n * 2 + 1);
 

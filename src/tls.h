@@ -18,6 +18,7 @@ struct pt_conn;
 struct pt_http_server;
 struct ssl_st;
 struct ssl_ctx_st;
+struct x509_store_st;
 
 enum { PT_TLS_VERIFY_OFF = 0, PT_TLS_VERIFY_OPTIONAL, PT_TLS_VERIFY_ON };
 
@@ -40,6 +41,7 @@ enum {
 	PT_TLS_VERIFY_CLIENT,
 	PT_TLS_VERIFY_DEPTH,
 	PT_TLS_OCSP_STAPLE_FILE,
+	PT_TLS_CRL,
 	PT_TLS_NMEMBERS
 };
 
@@ -56,6 +58,7 @@ struct pt_tls_srv_conf {
 	int verify_client; /* PT_TLS_VERIFY_* */
 	int64_t verify_depth;
 	const char *ocsp_staple_file;
+	const char *crl; /* PEM CRLs checked against client certificates */
 	/* where each member was set (for errors found when building) */
 	const config_setting_t *nodes[PT_TLS_NMEMBERS];
 
@@ -87,10 +90,24 @@ struct ssl_st *pt_tls_new(struct pt_conn *c);
 /*
  * Whether a request on c may be served by srv, the server its Host chose:
  * PT_OK when c is plain, when srv is the server SNI chose, or when both
- * verify clients alike (mode, CA and depth); else 421 (the client
+ * verify clients alike (mode, CA, CRL and depth); else 421 (the client
  * certificate was checked, or not, by another server's rules).
  */
 int pt_tls_check_server(const struct pt_conn *c,
 			const struct pt_http_server *srv);
+
+/*
+ * Read every CRL of the PEM file path into store and turn on revocation
+ * checks for the whole chain (X509_V_FLAG_CRL_CHECK_ALL, as nginx: then
+ * each CA of a chain, the root included, needs its CRL in the store).
+ * Called by the master at config load for the server's client_ca store
+ * and for an upstream's. A CRL whose nextUpdate has passed (or whose
+ * lastUpdate is yet to come) is kept with a warning: verification will
+ * fail with "CRL has expired". PT_OK, or PT_ERROR reported at node
+ * (file:line) for a file that can not be read, that holds no CRL or
+ * one that does not parse. store keeps its own references.
+ */
+int pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
+		    const char *path, struct x509_store_st *store);
 
 #endif

@@ -799,12 +799,15 @@ tsc_declare(struct pt_conf *cf, struct tls_sess_cycle *cy, size_t size)
 	return PT_OK;
 }
 
-/* Feed the DER of x (a certificate) or of a name into md. */
+/* Feed the DER of x (a certificate), of a name or of a CRL into md. */
 static int
-tls_sess_digest_der(EVP_MD_CTX *md, const X509 *x, const X509_NAME *name)
+tls_sess_digest_der(EVP_MD_CTX *md, const X509 *x, const X509_NAME *name,
+		    const X509_CRL *crl)
 {
 	unsigned char *der = NULL;
-	int len = x != NULL ? i2d_X509(x, &der) : i2d_X509_NAME(name, &der);
+	int len = x != NULL      ? i2d_X509(x, &der)
+		  : name != NULL ? i2d_X509_NAME(name, &der)
+				 : i2d_X509_CRL(crl, &der);
 	int ok = len > 0 && EVP_DigestUpdate(md, der, (size_t)len) == 1;
 
 	OPENSSL_free(der);
@@ -812,8 +815,9 @@ tls_sess_digest_der(EVP_MD_CTX *md, const X509 *x, const X509_NAME *name)
 }
 
 /* What a session made with ctx vouches for: its certificates, how it
- * verifies clients and against which authorities, and the protocols and
- * ciphers it may use (OpenSSL checks the client's list, not ours). */
+ * verifies clients, against which authorities and revocation lists, and
+ * the protocols and ciphers it may use (OpenSSL checks the client's
+ * list, not ours). */
 static int
 tls_sess_digest_ctx(EVP_MD_CTX *md, SSL_CTX *ctx)
 {
@@ -838,7 +842,7 @@ tls_sess_digest_ctx(EVP_MD_CTX *md, SSL_CTX *ctx)
 	     more = SSL_set_current_cert(ssl, SSL_CERT_SET_NEXT))
 		if (SSL_get_certificate(ssl) != NULL)
 			rc = tls_sess_digest_der(md, SSL_get_certificate(ssl),
-						 NULL);
+						 NULL, NULL);
 	SSL_free(ssl);
 	for (int i = 0; rc == PT_OK && i < sk_SSL_CIPHER_num(ciphers); i++) {
 		uint32_t id =
@@ -847,13 +851,25 @@ tls_sess_digest_ctx(EVP_MD_CTX *md, SSL_CTX *ctx)
 			rc = PT_ERROR;
 	}
 	for (int i = 0; rc == PT_OK && i < sk_X509_NAME_num(names); i++)
-		rc = tls_sess_digest_der(md, NULL,
-					 sk_X509_NAME_value(names, i));
+		rc = tls_sess_digest_der(md, NULL, sk_X509_NAME_value(names, i),
+					 NULL);
 	objs = store != NULL ? X509_STORE_get0_objects(store) : NULL;
+	/* a CRL added by a reload changes the context: a session made
+	 * before it would resume without the revocation check */
 	for (int i = 0; rc == PT_OK && i < sk_X509_OBJECT_num(objs); i++) {
-		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+		X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+		X509 *x = X509_OBJECT_get0_X509(o);
+		X509_CRL *crl = X509_OBJECT_get0_X509_CRL(o);
 		if (x != NULL)
-			rc = tls_sess_digest_der(md, x, NULL);
+			rc = tls_sess_digest_der(md, x, NULL, NULL);
+		else if (crl != NULL)
+			rc = tls_sess_digest_der(md, NULL, NULL, crl);
+	}
+	if (rc == PT_OK && store != NULL) {
+		uint64_t flags = (uint64_t)X509_VERIFY_PARAM_get_flags(
+			X509_STORE_get0_param(store));
+		if (EVP_DigestUpdate(md, &flags, sizeof(flags)) != 1)
+			rc = PT_ERROR;
 	}
 	return rc;
 }
@@ -862,9 +878,10 @@ tls_sess_digest_ctx(EVP_MD_CTX *md, SSL_CTX *ctx)
  * The session id context: a digest of the server block's context and of
  * what ctx vouches for, so that a session resumes only where the same
  * certificates are served and clients are verified the same way: a
- * reload that changes verify_client or client_ca (or a server block
- * that now has the old one's number) makes full handshakes, never lets
- * a session made under the old rules in.
+ * reload that changes verify_client, client_ca or the CRLs (or a server
+ * block that now has the old one's number) makes full handshakes, never
+ * lets a session made under the old rules in (OpenSSL does not verify
+ * the client again on resumption).
  */
 static int
 tls_sess_id_context(struct pt_conf *cf, SSL_CTX *ctx,

@@ -25,9 +25,9 @@ struct pt_conf;
  * lifetime hint; sid_ctx: this server block's session id context (any
  * length). The session id context set is a digest of sid_ctx and of
  * ctx's certificates, verify mode and depth, client CA names and trust
- * store: call this last, once ctx has all of them, and a session never
- * resumes where any of them differ (across a reload, too).
- * Every context gets the callbacks, even with neither cache nor tickets:
+ * store (its certificates, CRLs and flags): call this last, once ctx has all of
+ * them, and a session never resumes where any of them differ (across a reload,
+ * too). Every context gets the callbacks, even with neither cache nor tickets:
  * OpenSSL calls those of the context a session started with, and the
  * callbacks apply the settings of the context SNI moved it to.
  * Declares the zones on first use in the cycle being configured (cf):

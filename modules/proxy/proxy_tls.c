@@ -13,7 +13,10 @@
  * session the peer gave (a TLS 1.2 session or a TLS 1.3 ticket, through
  * the new-session callback): a new connection offers it and saves a
  * full handshake. The process's copy of the peer table is its own after
- * fork, so no state is shared between workers.
+ * fork, so no state is shared between workers. CRLs (`crl`) are loaded
+ * into the verification store by tls.c's loader, checked for the whole
+ * chain: a revoked server certificate fails like any other that does
+ * not verify.
  */
 #include "core.h"
 #include "conf.h"
@@ -21,6 +24,7 @@
 #include "pool.h"
 #include "proxy.h"
 #include "sockio.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +37,7 @@ struct ptls_conf {
 	int verify;
 	const char *ca, *server_name, *cert, *key;
 	struct pt_strlist protocols;
+	const char *crl;
 };
 
 #define TC(f) offsetof(struct ptls_conf, f)
@@ -49,6 +54,8 @@ const struct pt_setting pt_upstream_tls_block[] = {
 	 NULL},
 	{"protocols", PT_T_STRLIST, PT_SCOPE_UPSTREAM, PT_STORE_UPS,
 	 TC(protocols), NULL, NULL},
+	{"crl", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(crl), NULL,
+	 NULL},
 	{NULL, 0, 0, 0, 0, NULL, NULL},
 };
 #undef TC
@@ -154,6 +161,33 @@ ptls_protocols(struct pt_conf *cf, const config_setting_t *node,
 	return PT_OK;
 }
 
+/* The CRLs, checked only where certificates are: with verify. */
+static int
+ptls_crl(struct pt_conf *cf, const config_setting_t *node,
+	 const struct ptls_conf *c, SSL_CTX *ctx)
+{
+	const config_setting_t *m =
+		node != NULL ? config_setting_get_member(node, "crl") : NULL;
+	const char *f;
+
+	if (c->crl == NULL)
+		return PT_OK;
+	if (m == NULL)
+		m = node;
+	if (!c->verify) {
+		pt_conf_error(cf, m, "tls: \"crl\" needs \"verify\"");
+		return PT_ERROR;
+	}
+	if (c->crl[0] == '\0') {
+		pt_conf_error(cf, m, "tls: \"crl\": empty file name");
+		return PT_ERROR;
+	}
+	f = pt_conf_dir_path(cf, c->crl);
+	return f != NULL
+		       ? pt_tls_load_crl(cf, m, f, SSL_CTX_get_cert_store(ctx))
+		       : PT_ERROR;
+}
+
 /* ca, cert and key into ctx: file:line errors with OpenSSL's reason. */
 static int
 ptls_files(struct pt_conf *cf, const config_setting_t *node,
@@ -176,6 +210,8 @@ ptls_files(struct pt_conf *cf, const config_setting_t *node,
 			      ptls_reason(why, sizeof(why)));
 		return PT_ERROR;
 	}
+	if (ptls_crl(cf, node, c, ctx) != PT_OK)
+		return PT_ERROR;
 	if ((c->cert == NULL) != (c->key == NULL)) {
 		pt_conf_error(cf, node,
 			      "tls: \"cert\" and \"key\" go together");
@@ -267,7 +303,7 @@ struct proxy_tls *
 pt_proxy_tls_conf(struct pt_conf *cf, struct pt_upstream *u,
 		  const config_setting_t *node, const char *server_name)
 {
-	struct ptls_conf c = {PT_UNSET, NULL, NULL, NULL, NULL, {NULL, 0}};
+	struct ptls_conf c = {.verify = PT_UNSET};
 	struct proxy_tls *t;
 	char block[160];
 
