@@ -508,7 +508,7 @@ tls_crl_dates(struct pt_conf *cf, const config_setting_t *node,
 
 int
 pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
-		const char *path, X509_STORE *store)
+		const char *path, X509_STORE *store, int warn)
 {
 	unsigned n = 0;
 	unsigned long e;
@@ -529,7 +529,7 @@ pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
 		int added = X509_STORE_add_crl(store, crl) == 1;
 
 		n++;
-		if (added)
+		if (added && warn)
 			tls_crl_dates(cf, node, path, crl);
 		X509_CRL_free(crl);
 		if (!added) {
@@ -567,11 +567,14 @@ pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
 	return PT_OK;
 }
 
-/* After client_ca: its store is the one the CRLs go to. */
+/* After client_ca: its store is the one the CRLs go to. The servers
+ * that inherit one setting each load it: the first one warns. */
 static int
 tls_set_crl(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 {
+	const struct pt_http_main_conf *mc = cf->main_conf[PT_HTTP_CORE_INDEX];
 	const config_setting_t *node = tc->nodes[PT_TLS_CRL];
+	int warn = 1;
 
 	if (tc->crl == NULL)
 		return PT_OK;
@@ -579,7 +582,13 @@ tls_set_crl(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 		pt_conf_error(cf, node, "tls: crl needs client_ca");
 		return PT_ERROR;
 	}
-	return pt_tls_load_crl(cf, node, tc->crl, SSL_CTX_get_cert_store(ctx));
+	for (unsigned i = 0; warn && i < mc->nservers; i++) {
+		const struct pt_tls_srv_conf *o = pt_tls_srv(mc->servers[i]);
+		if (o != tc && o->ctx != NULL && o->nodes[PT_TLS_CRL] == node)
+			warn = 0;
+	}
+	return pt_tls_load_crl(cf, node, tc->crl, SSL_CTX_get_cert_store(ctx),
+			       warn);
 }
 
 static int

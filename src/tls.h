@@ -103,11 +103,12 @@ int pt_tls_check_server(const struct pt_conn *c,
  * Called by the master at config load for the server's client_ca store
  * and for an upstream's. A CRL whose nextUpdate has passed (or whose
  * lastUpdate is yet to come) is kept with a warning: verification will
- * fail with "CRL has expired". PT_OK, or PT_ERROR reported at node
+ * fail with "CRL has expired" (warn 0: silently, the file was already
+ * loaded once for this setting). PT_OK, or PT_ERROR reported at node
  * (file:line) for a file that can not be read, that holds no CRL or
  * one that does not parse. store keeps its own references.
  */
 int pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
-		    const char *path, struct x509_store_st *store);
+		    const char *path, struct x509_store_st *store, int warn);
 
 #endif

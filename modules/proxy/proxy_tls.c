@@ -183,9 +183,9 @@ ptls_crl(struct pt_conf *cf, const config_setting_t *node,
 		return PT_ERROR;
 	}
 	f = pt_conf_dir_path(cf, c->crl);
-	return f != NULL
-		       ? pt_tls_load_crl(cf, m, f, SSL_CTX_get_cert_store(ctx))
-		       : PT_ERROR;
+	return f != NULL ? pt_tls_load_crl(cf, m, f,
+					   SSL_CTX_get_cert_store(ctx), 1)
+			 : PT_ERROR;
 }
 
 /* ca, cert and key into ctx: file:line errors with OpenSSL's reason. */

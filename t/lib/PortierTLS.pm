@@ -14,6 +14,9 @@ package PortierTLS;
 #   my ($crt, $key) = $pki->client('mallory', rogue => 1);  # other CA
 #   $pki->ca, $pki->rogue_ca                       # CA certificate files
 #   my $der = $pki->ocsp($crt);     # a "good" OCSP response signed by the CA
+#   my $pem = $pki->crl(@crts);     # a CRL of the CA revoking @crts
+#   my $pem = $pki->crl(@crts, { expired => 1 });  # nextUpdate 1h ago
+#   my $pem = $pki->crl({ rogue => 1 });           # the rogue CA's, empty
 #
 # Each call makes new files (named after kind and first name) and returns
 # their paths. openssl runs quietly; a failure dies with its output.
@@ -127,6 +130,52 @@ sub ocsp {
 	    . " -reqin '$base.req' -respout '$base.der' -ndays 1");
 	chmod 0644, "$base.der";
 	return "$base.der";
+}
+
+# A CRL (PEM file) of the CA that revokes the certificates given (none:
+# an empty list), made by `openssl ca -gencrl` from an index of its own.
+# Options in a trailing hash: rogue => 1 (signed by the rogue CA),
+# expired => 1 (lastUpdate two hours ago, nextUpdate one hour ago).
+sub crl {
+	my ($self, @crts) = @_;
+	my %o = ref($crts[-1] // '') eq 'HASH' ? %{ pop @crts } : ();
+	my $ca = $o{rogue} ? $self->{rogue} : $self->{ca};
+	my $base = sprintf('%s/crl-%d', $self->{dir}, ++$self->{n});
+	my $stamp = sub {
+		my @t = gmtime(time + $_[0]);
+		return sprintf('%04d%02d%02d%02d%02d%02dZ', $t[5] + 1900,
+			$t[4] + 1, @t[3, 2, 1, 0]);
+	};
+	my $revoked = substr($stamp->(-60), 2); # YYMMDDHHMMSSZ, as the index
+	# the database of `openssl ca`: R(evoked), expiry, revocation date,
+	# serial, file, DN (not used for a CRL)
+	open(my $fh, '>', "$base.index") or die "$base.index: $!";
+	for my $crt (@crts) {
+		my $serial = _run("openssl x509 -in '$crt' -noout -serial");
+		$serial =~ s/^serial=//;
+		chomp $serial;
+		print $fh "R\t391231235959Z\t$revoked\t$serial\tunknown\t"
+			. "/CN=revoked-$serial\n";
+	}
+	close $fh;
+	open($fh, '>', "$base.number") or die "$base.number: $!";
+	print $fh "01\n";
+	close $fh;
+	open($fh, '>', "$base.cnf") or die "$base.cnf: $!";
+	print $fh "[ ca ]\ndefault_ca = test_ca\n[ test_ca ]\n"
+		. "database = $base.index\ncrlnumber = $base.number\n"
+		. "certificate = $ca->{crt}\nprivate_key = $ca->{key}\n"
+		. "default_md = sha256\ndefault_crl_days = 1\n"
+		. "unique_subject = no\n";
+	close $fh;
+	my $dates = $o{expired}
+		? ' -crl_lastupdate ' . $stamp->(-7200)
+		  . ' -crl_nextupdate ' . $stamp->(-3600)
+		: '';
+	_run("openssl ca -batch -config '$base.cnf' -gencrl$dates"
+	    . " -out '$base.pem'");
+	chmod 0644, "$base.pem";
+	return "$base.pem";
 }
 
 1;
