@@ -58,7 +58,7 @@ t_teardown(void)
 static void
 t_client(struct proxy_tls *t, struct proxy_tls_peer *peer, int verify)
 {
-	struct ptls_conf c = {verify, NULL, NULL, NULL, NULL, {NULL, 0}};
+	struct ptls_conf c = {.verify = verify};
 
 	memset(t, 0, sizeof(*t));
 	memset(peer, 0, sizeof(*peer));
