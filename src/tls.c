@@ -37,6 +37,7 @@
 #include "log.h"
 #include "pool.h"
 #include "tls.h"
+#include "tls_key.h"
 #include "tls_session.h"
 
 #include <errno.h>
@@ -132,6 +133,8 @@ const struct pt_setting pt_tls_members[] = {
 	 TLS(ocsp_staple_file), tls_set_path, NULL},
 	{"crl", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV, TLS(crl), tls_set_path,
 	 NULL},
+	{"password_file", PT_T_STRING, TLS_SCOPE, PT_STORE_SRV,
+	 TLS(password_file), tls_set_path, NULL},
 	{NULL, 0, 0, 0, 0, NULL, NULL}};
 
 static int
@@ -340,6 +343,7 @@ tls_merge_srv(struct pt_conf *cf, void *parent, void *child)
 	TLS_MERGE(verify_depth, PT_TLS_VERIFY_DEPTH, PT_UNSET, 10);
 	TLS_MERGE(ocsp_staple_file, PT_TLS_OCSP_STAPLE_FILE, NULL, NULL);
 	TLS_MERGE(crl, PT_TLS_CRL, NULL, NULL);
+	TLS_MERGE(password_file, PT_TLS_PASSWORD_FILE, NULL, NULL);
 	return PT_OK;
 }
 
@@ -375,28 +379,31 @@ tls_readable(struct pt_conf *cf, const config_setting_t *node, const char *what,
 	return PT_ERROR;
 }
 
+/* Every certificate and key of the group; the password file is read
+ * for the keys of this context and cleared once they are loaded. */
 static int
 tls_load_certs(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 {
+	struct pt_tls_pass pw;
 	char why[256];
+	int rc = PT_ERROR;
 
+	if (pt_tls_pass_read(cf, tc->nodes[PT_TLS_PASSWORD_FILE],
+			     tc->password_file, &pw) != PT_OK)
+		goto fail;
 	for (unsigned i = 0; i < tc->ncerts; i++) {
 		const struct pt_tls_cert *c = &tc->certs[i];
 
 		if (tls_readable(cf, c->node, "cert", c->cert) != PT_OK ||
 		    tls_readable(cf, c->node, "key", c->key) != PT_OK)
-			return PT_ERROR;
+			goto fail;
 		if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
 			pt_conf_error(cf, c->node, "tls: cert \"%s\": %s",
 				      c->cert, tls_reason(why, sizeof(why)));
-			return PT_ERROR;
+			goto fail;
 		}
-		if (SSL_CTX_use_PrivateKey_file(ctx, c->key,
-						SSL_FILETYPE_PEM) != 1) {
-			pt_conf_error(cf, c->node, "tls: key \"%s\": %s",
-				      c->key, tls_reason(why, sizeof(why)));
-			return PT_ERROR;
-		}
+		if (pt_tls_key_use(cf, c->node, ctx, c->key, &pw) != PT_OK)
+			goto fail;
 		/* checks the pair just set (the slot of the key's type) */
 		if (SSL_CTX_check_private_key(ctx) != 1) {
 			pt_conf_error(cf, c->node,
@@ -404,10 +411,13 @@ tls_load_certs(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 				      "\"%s\": %s",
 				      c->key, c->cert,
 				      tls_reason(why, sizeof(why)));
-			return PT_ERROR;
+			goto fail;
 		}
 	}
-	return PT_OK;
+	rc = PT_OK;
+fail:
+	pt_tls_pass_free(&pw);
+	return rc;
 }
 
 static int

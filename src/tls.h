@@ -42,6 +42,7 @@ enum {
 	PT_TLS_VERIFY_DEPTH,
 	PT_TLS_OCSP_STAPLE_FILE,
 	PT_TLS_CRL,
+	PT_TLS_PASSWORD_FILE,
 	PT_TLS_NMEMBERS
 };
 
@@ -59,6 +60,7 @@ struct pt_tls_srv_conf {
 	int64_t verify_depth;
 	const char *ocsp_staple_file;
 	const char *crl; /* PEM CRLs checked against client certificates */
+	const char *password_file; /* passphrases of encrypted keys */
 	/* where each member was set (for errors found when building) */
 	const config_setting_t *nodes[PT_TLS_NMEMBERS];
 

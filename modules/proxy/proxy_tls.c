@@ -25,6 +25,7 @@
 #include "proxy.h"
 #include "sockio.h"
 #include "tls.h"
+#include "tls_key.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +39,7 @@ struct ptls_conf {
 	const char *ca, *server_name, *cert, *key;
 	struct pt_strlist protocols;
 	const char *crl;
+	const char *password_file;
 };
 
 #define TC(f) offsetof(struct ptls_conf, f)
@@ -56,6 +58,8 @@ const struct pt_setting pt_upstream_tls_block[] = {
 	 TC(protocols), NULL, NULL},
 	{"crl", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS, TC(crl), NULL,
 	 NULL},
+	{"password_file", PT_T_STRING, PT_SCOPE_UPSTREAM, PT_STORE_UPS,
+	 TC(password_file), NULL, NULL},
 	{NULL, 0, 0, 0, 0, NULL, NULL},
 };
 #undef TC
@@ -188,6 +192,43 @@ ptls_crl(struct pt_conf *cf, const config_setting_t *node,
 			 : PT_ERROR;
 }
 
+/* The client key, decrypted with the password file's passphrases (read
+ * here, cleared once the key is loaded), and its match with cert. */
+static int
+ptls_key(struct pt_conf *cf, const config_setting_t *node,
+	 const struct ptls_conf *c, SSL_CTX *ctx)
+{
+	const config_setting_t *pnode = node;
+	struct pt_tls_pass pw;
+	const char *f, *pf = NULL;
+	char why[160];
+	int rc = PT_ERROR;
+
+	if (c->password_file != NULL) {
+		if (config_setting_is_group(node))
+			pnode = config_setting_get_member(node,
+							  "password_file");
+		pf = pt_conf_dir_path(cf, c->password_file);
+		if (pf == NULL)
+			return PT_ERROR;
+	}
+	if (pt_tls_pass_read(cf, pnode, pf, &pw) != PT_OK)
+		goto fail;
+	f = pt_conf_dir_path(cf, c->key);
+	if (f == NULL || pt_tls_key_use(cf, node, ctx, f, &pw) != PT_OK)
+		goto fail;
+	if (!SSL_CTX_check_private_key(ctx)) {
+		pt_conf_error(cf, node,
+			      "tls: key \"%s\" does not match cert \"%s\": %s",
+			      c->key, c->cert, ptls_reason(why, sizeof(why)));
+		goto fail;
+	}
+	rc = PT_OK;
+fail:
+	pt_tls_pass_free(&pw);
+	return rc;
+}
+
 /* ca, cert and key into ctx: file:line errors with OpenSSL's reason. */
 static int
 ptls_files(struct pt_conf *cf, const config_setting_t *node,
@@ -217,6 +258,12 @@ ptls_files(struct pt_conf *cf, const config_setting_t *node,
 			      "tls: \"cert\" and \"key\" go together");
 		return PT_ERROR;
 	}
+	if (c->password_file != NULL && c->key == NULL) {
+		pt_conf_error(cf, node,
+			      "tls: \"password_file\" is for \"key\", which "
+			      "is not set");
+		return PT_ERROR;
+	}
 	if (c->cert == NULL)
 		return PT_OK;
 	f = pt_conf_dir_path(cf, c->cert);
@@ -227,21 +274,7 @@ ptls_files(struct pt_conf *cf, const config_setting_t *node,
 			      ptls_reason(why, sizeof(why)));
 		return PT_ERROR;
 	}
-	f = pt_conf_dir_path(cf, c->key);
-	if (f == NULL)
-		return PT_ERROR;
-	if (!SSL_CTX_use_PrivateKey_file(ctx, f, SSL_FILETYPE_PEM)) {
-		pt_conf_error(cf, node, "tls: key \"%s\": %s", f,
-			      ptls_reason(why, sizeof(why)));
-		return PT_ERROR;
-	}
-	if (!SSL_CTX_check_private_key(ctx)) {
-		pt_conf_error(cf, node,
-			      "tls: key \"%s\" does not match cert \"%s\": %s",
-			      c->key, c->cert, ptls_reason(why, sizeof(why)));
-		return PT_ERROR;
-	}
-	return PT_OK;
+	return ptls_key(cf, node, c, ctx);
 }
 
 static SSL_CTX *

@@ -17,6 +17,8 @@ package PortierTLS;
 #   my $pem = $pki->crl(@crts);     # a CRL of the CA revoking @crts
 #   my $pem = $pki->crl(@crts, { expired => 1 });  # nextUpdate 1h ago
 #   my $pem = $pki->crl({ rogue => 1 });           # the rogue CA's, empty
+#   my $enc = $pki->encrypt($key, 'pass phrase');  # AES-256, PKCS#8 PEM
+#   my $enc = $pki->encrypt($key, 'pass', traditional => 1); # Proc-Type PEM
 #
 # Each call makes new files (named after kind and first name) and returns
 # their paths. openssl runs quietly; a failure dies with its output.
@@ -105,6 +107,20 @@ sub client {
 	return $self->_sign($ca, $base, "/O=portier test/CN=$cn",
 		$o{type} // 'ec',
 		"basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
+}
+
+# An encrypted copy of a key file (AES-256), next to it: PKCS#8
+# ("ENCRYPTED PRIVATE KEY"), or with traditional => 1 the older form
+# ("Proc-Type: 4,ENCRYPTED"). The passphrase goes through the
+# environment, so it may hold any byte but NUL and newline.
+sub encrypt {
+	my ($self, $key, $pass, %o) = @_;
+	my $out = sprintf('%s.enc%d', $key, ++$self->{n});
+	local $ENV{PORTIER_TEST_KEY_PASS} = $pass;
+	_run("openssl pkey -in '$key' -aes256 -passout env:PORTIER_TEST_KEY_PASS"
+	    . ($o{traditional} ? ' -traditional' : '') . " -out '$out'");
+	chmod 0644, $out;
+	return $out;
 }
 
 # An OCSP response (DER file) for $crt, signed by the CA, that says
