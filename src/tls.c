@@ -535,7 +535,8 @@ pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
 			      tls_reason(why, sizeof(why)));
 		return PT_ERROR;
 	}
-	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, pt_tls_no_passphrase,
+					    NULL)) != NULL) {
 		int added = X509_STORE_add_crl(store, crl) == 1;
 
 		n++;
@@ -767,6 +768,8 @@ tls_build_ctx(struct pt_conf *cf, struct pt_http_server *srv, unsigned index)
 		return PT_ERROR;
 	}
 	tc->ctx = ctx;
+	/* the certificate files' reader: never OpenSSL's prompt */
+	SSL_CTX_set_default_passwd_cb(ctx, pt_tls_no_passphrase);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE |
 					 SSL_OP_NO_COMPRESSION |

@@ -14,7 +14,9 @@
  * phrase:") and would hang `portier -t` or a start in the foreground. The
  * callback also tells whether the key was encrypted at all: a key that
  * asks for a passphrase and gets none that works is reported as such,
- * not with OpenSSL's "bad decrypt".
+ * not with OpenSSL's "bad decrypt". The other PEM files (certificates,
+ * CRLs) get pt_tls_no_passphrase for the same reason: any PEM block may
+ * carry a "Proc-Type: 4,ENCRYPTED" header.
  */
 #include "core.h"
 #include "conf.h"
@@ -179,6 +181,16 @@ tls_key_pass_cb(char *buf, int size, int rwflag, void *u)
 		return -1;
 	memcpy(buf, t->pass, n);
 	return (int)n;
+}
+
+int
+pt_tls_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
 }
 
 /* OpenSSL's first queued reason (the cause), the queue emptied. */

@@ -58,4 +58,13 @@ int pt_tls_key_use(struct pt_conf *cf, const config_setting_t *node,
 		   struct ssl_ctx_st *ctx, const char *file,
 		   const struct pt_tls_pass *pw);
 
+/*
+ * A pem_password_cb that gives no passphrase (it returns -1, and OpenSSL
+ * fails with "bad password read"): for every other PEM file the master
+ * reads (certificates, CRLs), whose blocks may say "Proc-Type:
+ * 4,ENCRYPTED" too. Without a callback OpenSSL falls back to its
+ * default one, which asks on the terminal and waits.
+ */
+int pt_tls_no_passphrase(char *buf, int size, int rwflag, void *u);
+
 #endif

@@ -10,7 +10,8 @@
 # a pseudo-terminal by script(1), where a prompt would be a hang); a
 # password file readable only by root, at start and on HUP (as root
 # only); an upstream's client key encrypted, with the upstream's
-# password_file, presented to a TLS backend that requires it.
+# password_file, presented to a TLS backend that requires it, and its
+# client certificate in a PEM block marked encrypted: refused, no prompt.
 #
 # Every wait is a bounded poll.
 use strict;
@@ -308,6 +309,29 @@ EOF
 		my ($rc, undef, $err) = $tu->run_cmd('-t', '-c', $tu->dir . '/bad.conf');
 		is($rc, 1, "upstream, $what: -t exits 1");
 		like($err, $want, "upstream, $what: file:line and the cause") or diag($err);
+	}
+
+	# a client certificate whose PEM block says it is encrypted: read
+	# without a passphrase, never with OpenSSL's prompt
+	SKIP: {
+		skip 'no script(1) to make a terminal', 3
+			unless grep { -x "$_/script" } split /:/, $ENV{PATH};
+		(my $pem = $t->read_file($client[0])) =~ s/^(-----BEGIN CERTIFICATE-----\n)/$1Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n/;
+		my $enc_crt = $tu->write_file('tls/enc-client.crt', $pem);
+		my $f = $tu->write_file('enc.conf', <<"EOF");
+error_log = "$d/enc.log";
+upstreams = { u = { servers = ( { address = "127.0.0.1:1"; } );
+  tls = { ca = "$CA"; server_name = "x"; cert = "$enc_crt"; key = "$client[1]"; }; }; };
+servers = ( { listen = "127.0.0.1:1"; locations = ( { path = "/"; proxy_pass = "u"; } ); } );
+EOF
+		my $bin = PortierTest::binary();
+		my $o = on_tty("'$bin' -t -c '$f'", qr/pass ?phrase/i, 10);
+		is($o->{rc}, 1, 'upstream, a certificate block marked encrypted, on a terminal: -t exits 1');
+		like($o->{out}, qr/enc\.conf:3: tls: cert "\Q$enc_crt\E": bad password read/,
+			'upstream, a certificate block marked encrypted: file:line and the cause')
+			or diag($o->{out});
+		unlike($o->{out}, qr/pass ?phrase:/i,
+			'upstream, a certificate block marked encrypted: no prompt');
 	}
 	$tu->stop;
 	ok(!$tu->log_has(qr/\[(alert|emerg|crit)\]/), 'upstream instance: no alert');

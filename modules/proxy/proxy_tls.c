@@ -289,6 +289,8 @@ ptls_ctx(struct pt_conf *cf, const config_setting_t *node,
 			      ptls_reason(why, sizeof(why)));
 		return NULL;
 	}
+	/* the certificate file's reader: never OpenSSL's prompt */
+	SSL_CTX_set_default_passwd_cb(ctx, pt_tls_no_passphrase);
 	/* sockio's contract (partial writes, retried from a moved buffer)
 	 * and no buffers held by idle pooled connections */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |

@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/ui.h>
 
 #include "tls_cert.h"
 
@@ -368,6 +369,73 @@ START_TEST(test_conf_server)
 }
 END_TEST
 
+/* ---- no prompt, whatever the file -----------------------------------------
+ */
+
+/* OpenSSL's default passphrase callback asks through the default UI
+ * (the terminal): this one counts the questions and answers none. */
+static int t_ui_calls;
+
+static int
+t_ui_open(UI *ui)
+{
+	(void)ui;
+	t_ui_calls++;
+	return 0;
+}
+
+/* A PEM block of type with a "Proc-Type: 4,ENCRYPTED" header: reading
+ * it asks for a passphrase before its (dummy) body is looked at. */
+static void
+t_write_encrypted_pem(const char *name, const char *type)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+		 "-----BEGIN %s-----\n"
+		 "Proc-Type: 4,ENCRYPTED\n"
+		 "DEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n"
+		 "AAAAAAAAAAAAAAAAAAAAAA==\n"
+		 "-----END %s-----\n",
+		 type, type);
+	t_write(name, text);
+}
+
+START_TEST(test_conf_no_prompt)
+{
+	UI_METHOD *m = UI_create_method("t_count");
+	char crt[PATH_MAX + 64];
+	FILE *f;
+
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(UI_method_set_opener(m, t_ui_open), 0);
+	UI_set_default_method(m);
+	snprintf(crt, sizeof(crt), "%s/a.crt", t_dir);
+	f = fopen(crt, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(PEM_write_X509(f, t_crt), 1);
+	fclose(f);
+	t_write_key("a.key", T_PLAIN, NULL);
+	t_write_encrypted_pem("enc.crl", "X509 CRL");
+	t_write_encrypted_pem("enc.crt", "CERTIFICATE");
+
+	/* a CRL file whose block says it is encrypted */
+	t_fails("tls = { certificates = ( { cert = \"a.crt\"; "
+		"key = \"a.key\"; } );\n"
+		"  client_ca = \"a.crt\";\n  crl = \"enc.crl\"; };\n" T_TLS_SRV,
+		"portier: @F:3: tls: crl \"@D/enc.crl\": CRL 1: bad password "
+		"read\n");
+	ck_assert_int_eq(t_ui_calls, 0);
+	/* a certificate file likewise */
+	t_fails("tls = { certificates = ( { cert = \"enc.crt\"; "
+		"key = \"a.key\"; } ); };\n" T_TLS_SRV,
+		"portier: @F:1: tls: cert \"@D/enc.crt\": bad password read\n");
+	ck_assert_int_eq(t_ui_calls, 0);
+	UI_set_default_method(UI_OpenSSL());
+	UI_destroy_method(m);
+}
+END_TEST
+
 static Suite *
 tls_key_suite(void)
 {
@@ -381,6 +449,7 @@ tls_key_suite(void)
 	tcase_add_test(tc, test_key_encrypted);
 	tcase_add_test(tc, test_key_not_a_key);
 	tcase_add_test(tc, test_conf_server);
+	tcase_add_test(tc, test_conf_no_prompt);
 	suite_add_tcase(s, tc);
 	return s;
 }
