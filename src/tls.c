@@ -602,6 +602,47 @@ tls_set_crl(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 			       warn);
 }
 
+/* A name not yet in names goes to its end (file order, each once). */
+static int
+tls_ca_name_add(STACK_OF(X509_NAME) * names, const X509_NAME *name)
+{
+	X509_NAME *dup;
+
+	for (int i = 0; i < sk_X509_NAME_num(names); i++)
+		if (X509_NAME_cmp(sk_X509_NAME_value(names, i), name) == 0)
+			return 1;
+	dup = X509_NAME_dup(name);
+	if (dup == NULL || sk_X509_NAME_push(names, dup) <= 0) {
+		X509_NAME_free(dup);
+		return 0;
+	}
+	return 1;
+}
+
+/* The subjects of client_ca's certificates, for the CertificateRequest:
+ * what SSL_load_client_CA_file gives, read without its fallback to
+ * OpenSSL's prompt. NULL with the reason queued. */
+static STACK_OF(X509_NAME) * tls_ca_names(const char *path)
+{
+	STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+	BIO *bio = BIO_new_file(path, "r");
+	int ok = names != NULL && bio != NULL;
+	X509 *x;
+
+	while (ok && (x = PEM_read_bio_X509(bio, NULL, pt_tls_no_passphrase,
+					    NULL)) != NULL) {
+		ok = tls_ca_name_add(names, X509_get_subject_name(x));
+		X509_free(x);
+	}
+	BIO_free(bio);
+	if (ok && sk_X509_NAME_num(names) > 0) {
+		ERR_clear_error(); /* the end of the file */
+		return names;
+	}
+	sk_X509_NAME_pop_free(names, X509_NAME_free);
+	return NULL;
+}
+
 static int
 tls_set_client_ca(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 {
@@ -623,7 +664,7 @@ tls_set_client_ca(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 			      tc->client_ca, tls_reason(why, sizeof(why)));
 		return PT_ERROR;
 	}
-	names = SSL_load_client_CA_file(tc->client_ca);
+	names = tls_ca_names(tc->client_ca);
 	if (names == NULL) {
 		pt_conf_error(cf, node, "tls: client_ca \"%s\": %s",
 			      tc->client_ca, tls_reason(why, sizeof(why)));

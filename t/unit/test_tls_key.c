@@ -401,6 +401,24 @@ t_write_encrypted_pem(const char *name, const char *type)
 	t_write(name, text);
 }
 
+/* t_crt in a PEM block encrypted with the empty passphrase. */
+static void
+t_write_empty_pass_crt(const char *name)
+{
+	unsigned char none[1] = {0};
+	char path[PATH_MAX + 64];
+	BIO *b;
+
+	snprintf(path, sizeof(path), "%s/%s", t_dir, name);
+	b = BIO_new_file(path, "w");
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(PEM_ASN1_write_bio(
+				 (i2d_of_void *)i2d_X509, PEM_STRING_X509, b,
+				 t_crt, EVP_aes_128_cbc(), none, 0, NULL, NULL),
+			 1);
+	BIO_free(b);
+}
+
 START_TEST(test_conf_no_prompt)
 {
 	UI_METHOD *m = UI_create_method("t_count");
@@ -430,6 +448,15 @@ START_TEST(test_conf_no_prompt)
 	t_fails("tls = { certificates = ( { cert = \"enc.crt\"; "
 		"key = \"a.key\"; } ); };\n" T_TLS_SRV,
 		"portier: @F:1: tls: cert \"@D/enc.crt\": bad password read\n");
+	ck_assert_int_eq(t_ui_calls, 0);
+	/* a CA certificate encrypted with the empty passphrase: OpenSSL's
+	 * trust store reads it, the names sent to clients are read apart */
+	t_write_empty_pass_crt("empty.crt");
+	t_fails("tls = { certificates = ( { cert = \"a.crt\"; "
+		"key = \"a.key\"; } );\n"
+		"  client_ca = \"empty.crt\"; };\n" T_TLS_SRV,
+		"portier: @F:2: tls: client_ca \"@D/empty.crt\": bad password "
+		"read\n");
 	ck_assert_int_eq(t_ui_calls, 0);
 	UI_set_default_method(UI_OpenSSL());
 	UI_destroy_method(m);
