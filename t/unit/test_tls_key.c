@@ -7,7 +7,9 @@
  * "EC PRIVATE KEY") loaded by pt_tls_key_use with and without the right
  * passphrase; and the server `tls` group's password_file through a real
  * config load (pt_cycle_load, conf_load.h), errors compared whole with
- * file:line. Loading from outside, the terminal and the upstream's
+ * file:line; and no other PEM file of the server (a certificate, a CRL,
+ * client_ca) marked encrypted asks through OpenSSL's UI, which a counting
+ * UI method shows. Loading from outside, the terminal and the upstream's
  * password_file are t/86-tls-password.t's.
  */
 #include "core.h"
