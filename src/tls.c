@@ -578,8 +578,23 @@ pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
 	return PT_OK;
 }
 
+/* Whether a member node was set in the main level's tls group. */
+static int
+tls_at_main(const config_setting_t *node)
+{
+	const config_setting_t *group =
+		node != NULL ? config_setting_parent(node) : NULL;
+	const config_setting_t *up =
+		group != NULL ? config_setting_parent(group) : NULL;
+
+	return up != NULL && config_setting_is_root(up);
+}
+
 /* After client_ca: its store is the one the CRLs go to. The servers
- * that inherit one setting each load it: the first one warns. */
+ * that inherit one setting each load it: the first one warns. A crl of
+ * the main level is for the servers that verify clients (as nginx's
+ * ssl_crl): one without client_ca has no use for it; a server's own crl
+ * without client_ca is a mistake. */
 static int
 tls_set_crl(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 {
@@ -590,6 +605,8 @@ tls_set_crl(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 	if (tc->crl == NULL)
 		return PT_OK;
 	if (tc->client_ca == NULL) {
+		if (tls_at_main(node))
+			return PT_OK;
 		pt_conf_error(cf, node, "tls: crl needs client_ca");
 		return PT_ERROR;
 	}

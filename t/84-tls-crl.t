@@ -306,9 +306,10 @@ install_crl($crl_bob);
 	my $srv = 'return = "200 x";';
 	my $certs = qq(certificates = ( { cert = "$srv_crt"; key = "$srv_key"; } ););
 	for my $case (
-		[ 'crl without client_ca',
-		  qq(tls = { $certs\n  crl = "$crl_bob"; };\n)
-		  . qq(servers = ( { listen = "127.0.0.1:1 ssl"; $srv } );\n), 3,
+		[ 'crl without client_ca in the server',
+		  qq(tls = { $certs };\n)
+		  . qq|servers = ( { listen = "127.0.0.1:1 ssl"; $srv\n|
+		  . qq|  tls = { crl = "$crl_bob"; }; } );\n|, 4,
 		  qr/tls: crl needs client_ca/ ],
 		[ 'crl without client_ca in the server, client_ca elsewhere',
 		  qq(tls = { $certs };\n)
@@ -352,6 +353,15 @@ install_crl($crl_bob);
 	my ($rc, undef, $err) = $t->run_cmd('-t', '-c', $f);
 	is($rc, 0, '-t: crl at main level, client_ca in the server: merged')
 		or diag($err);
+	# ... and a server that verifies no client has no use for it
+	$f = $t->write_file('check.conf', "worker_processes = 1;\n"
+		. qq(tls = { $certs crl = "$crl_bob"; };\n)
+		. qq|servers = ( { listen = "127.0.0.1:1 ssl"; $srv },\n|
+		. qq|  { listen = "127.0.0.1:1 ssl"; server_name = "v"; $srv|
+		. qq| tls = { client_ca = "$ca"; verify_client = "on"; }; } );\n|);
+	($rc, undef, $err) = $t->run_cmd('-t', '-c', $f);
+	is($rc, 0, '-t: crl at main level, a server without client_ca: '
+		. 'accepted') or diag($err);
 }
 
 # ---- upstreams ---------------------------------------------------------------------
