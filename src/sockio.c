@@ -185,6 +185,11 @@ pt_sock_shutdown_write(int fd, struct ssl_st *ssl)
 	if (ssl != NULL && SSL_is_init_finished(ssl)) {
 		(void)SSL_shutdown(ssl);
 		ERR_clear_error();
+		/* sent: never again. A bare EOF read later, with
+		 * SSL_OP_IGNORE_UNEXPECTED_EOF, sets the shutdown state to
+		 * "received" alone (OpenSSL 3.0), and pt_tls_close would
+		 * write a second close_notify. */
+		SSL_set_quiet_shutdown(ssl, 1);
 	}
 	(void)shutdown(fd, SHUT_WR);
 }

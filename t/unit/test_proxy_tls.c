@@ -6,7 +6,8 @@
  * quiet, which must take records that are not data (a TLS 1.3 ticket or
  * key update arriving while idle) and only those; the sessions kept per
  * peer and resumed; the reason given for a certificate that does not
- * verify. Everything else is tested from outside by t/82-tls-upstream.t.
+ * verify. Also sockio's close: one close_notify, not two. Everything
+ * else is tested from outside by t/82-tls-upstream.t.
  */
 #include "../../modules/proxy/proxy_tls.c"
 
@@ -242,6 +243,44 @@ START_TEST(test_verify_failure_reason)
 }
 END_TEST
 
+/* A side that sent its close_notify (pt_sock_shutdown_write, the
+ * lingering close) and then read a bare EOF must not send another when
+ * it is freed. With SSL_OP_IGNORE_UNEXPECTED_EOF (as tls.c sets on
+ * client connections) OpenSSL 3.0 overwrites the shutdown state with
+ * "received", forgetting "sent": the second close_notify cost a failed
+ * write on every Connection: close request. */
+START_TEST(test_one_close_notify)
+{
+	struct proxy_tls t;
+	struct proxy_tls_peer peer;
+	struct t_pair p;
+	BIO *out;
+	char buf[64];
+
+	t_client(&t, &peer, 0);
+	ck_assert_int_eq(t_connect(&p, &t), PT_OK);
+	SSL_set_options(p.server, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	t_exchange(&p);
+	pt_sock_shutdown_write(p.fd[1], p.server);
+	ck_assert_int_eq(pt_sock_recv(p.fd[0], p.client, buf, sizeof(buf)), 0);
+	/* the client goes away without its own close_notify */
+	ck_assert_int_eq(shutdown(p.fd[0], SHUT_WR), 0);
+	ck_assert_int_eq(pt_sock_recv(p.fd[1], p.server, buf, sizeof(buf)), 0);
+	/* what the server writes from now on goes to memory */
+	out = BIO_new(BIO_s_mem());
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(BIO_up_ref(out), 1);
+	SSL_set0_wbio(p.server, out);
+	pt_tls_close(p.server);
+	ck_assert_int_eq((int)BIO_ctrl_pending(out), 0);
+	BIO_free(out);
+	p.server = NULL;
+	t_close(&p);
+	pt_proxy_tls_exit(&t);
+	SSL_CTX_free(t.ctx);
+}
+END_TEST
+
 static Suite *
 proxy_tls_suite(void)
 {
@@ -252,6 +291,7 @@ proxy_tls_suite(void)
 	tcase_add_test(tc, test_quiet_takes_records_that_are_not_data);
 	tcase_add_test(tc, test_sessions_kept_and_resumed);
 	tcase_add_test(tc, test_verify_failure_reason);
+	tcase_add_test(tc, test_one_close_notify);
 	suite_add_tcase(s, tc);
 	return s;
 }
