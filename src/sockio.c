@@ -28,22 +28,28 @@ pt_tls_last_error(void)
 	return sockio_error[0] ? sockio_error : "unknown TLS error";
 }
 
-/* Keep the first queued reason (the cause; later ones are consequences)
- * and empty the queue, so it never leaks into another connection. */
+const char *
+pt_tls_reason(char *buf, size_t cap, const char *none)
+{
+	unsigned long e = ERR_get_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	if (r != NULL)
+		snprintf(buf, cap, "%s", r);
+	else if (e != 0)
+		snprintf(buf, cap, "OpenSSL error %lx", e);
+	else
+		snprintf(buf, cap, "%s", none != NULL ? none : "unknown error");
+	ERR_clear_error();
+	return buf;
+}
+
+/* Keep the reason for pt_tls_last_error(), the queue emptied, so it
+ * never leaks into another connection. */
 static void
 sockio_keep_error(const char *what)
 {
-	unsigned long e = ERR_get_error();
-	const char *reason = e ? ERR_reason_error_string(e) : NULL;
-
-	if (reason != NULL)
-		snprintf(sockio_error, sizeof(sockio_error), "%s", reason);
-	else if (e != 0)
-		snprintf(sockio_error, sizeof(sockio_error), "%s (error %lx)",
-			 what, e);
-	else
-		snprintf(sockio_error, sizeof(sockio_error), "%s", what);
-	ERR_clear_error();
+	(void)pt_tls_reason(sockio_error, sizeof(sockio_error), what);
 }
 
 /* Map the result n of an SSL call to the recv/send convention. */

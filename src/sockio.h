@@ -43,6 +43,14 @@ ssize_t pt_sock_writev(int fd, struct ssl_st *ssl, const struct iovec *iov,
  */
 int pt_tls_handshake(struct ssl_st *ssl, int *want_write);
 
+/*
+ * The first reason queued by OpenSSL (the cause; later ones are its
+ * consequences) into buf, "OpenSSL error N" when it has no text, none
+ * (NULL: "unknown error") when the queue is empty; the queue is emptied.
+ * Returns buf.
+ */
+const char *pt_tls_reason(char *buf, size_t cap, const char *none);
+
 /* End the sending direction: close_notify first on TLS, then FIN. */
 void pt_sock_shutdown_write(int fd, struct ssl_st *ssl);
 

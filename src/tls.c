@@ -36,6 +36,7 @@
 #include "listen.h"
 #include "log.h"
 #include "pool.h"
+#include "sockio.h"
 #include "tls.h"
 #include "tls_key.h"
 #include "tls_session.h"
@@ -350,23 +351,6 @@ tls_merge_srv(struct pt_conf *cf, void *parent, void *child)
 /* ---- building a context
  * ------------------------------------------------------ */
 
-/* OpenSSL's first queued reason (the cause), the queue emptied. */
-static const char *
-tls_reason(char *buf, size_t cap)
-{
-	unsigned long e = ERR_get_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	if (r != NULL)
-		snprintf(buf, cap, "%s", r);
-	else if (e != 0)
-		snprintf(buf, cap, "OpenSSL error %lx", e);
-	else
-		snprintf(buf, cap, "unknown error");
-	ERR_clear_error();
-	return buf;
-}
-
 /* A readable file, or an error naming it with errno's text. */
 static int
 tls_readable(struct pt_conf *cf, const config_setting_t *node, const char *what,
@@ -399,20 +383,13 @@ tls_load_certs(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 			goto fail;
 		if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
 			pt_conf_error(cf, c->node, "tls: cert \"%s\": %s",
-				      c->cert, tls_reason(why, sizeof(why)));
+				      c->cert,
+				      pt_tls_reason(why, sizeof(why), NULL));
 			goto fail;
 		}
-		if (pt_tls_key_use(cf, c->node, ctx, c->key, &pw) != PT_OK)
+		if (pt_tls_key_use(cf, c->node, ctx, c->key, c->cert, &pw) !=
+		    PT_OK)
 			goto fail;
-		/* checks the pair just set (the slot of the key's type) */
-		if (SSL_CTX_check_private_key(ctx) != 1) {
-			pt_conf_error(cf, c->node,
-				      "tls: key \"%s\" does not match cert "
-				      "\"%s\": %s",
-				      c->key, c->cert,
-				      tls_reason(why, sizeof(why)));
-			goto fail;
-		}
 	}
 	rc = PT_OK;
 fail:
@@ -438,7 +415,7 @@ tls_set_versions(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 		char why[256];
 		pt_conf_error(cf, tc->nodes[PT_TLS_PROTOCOLS],
 			      "tls: protocols: %s",
-			      tls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	return PT_OK;
@@ -532,7 +509,7 @@ pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
 	bio = BIO_new_file(path, "r");
 	if (bio == NULL) {
 		pt_conf_error(cf, node, "tls: crl \"%s\": %s", path,
-			      tls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, pt_tls_no_passphrase,
@@ -546,7 +523,8 @@ pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
 		if (!added) {
 			BIO_free(bio);
 			pt_conf_error(cf, node, "tls: crl \"%s\": CRL %u: %s",
-				      path, n, tls_reason(why, sizeof(why)));
+				      path, n,
+				      pt_tls_reason(why, sizeof(why), NULL));
 			return PT_ERROR;
 		}
 	}
@@ -557,7 +535,7 @@ pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
 	if (ERR_GET_LIB(e) != ERR_LIB_PEM ||
 	    ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
 		pt_conf_error(cf, node, "tls: crl \"%s\": CRL %u: %s", path,
-			      n + 1, tls_reason(why, sizeof(why)));
+			      n + 1, pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	ERR_clear_error();
@@ -572,7 +550,7 @@ pt_tls_load_crl(struct pt_conf *cf, const config_setting_t *node,
 						X509_V_FLAG_CRL_CHECK_ALL) !=
 	    1) {
 		pt_conf_error(cf, node, "tls: crl \"%s\": %s", path,
-			      tls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	return PT_OK;
@@ -678,13 +656,15 @@ tls_set_client_ca(struct pt_conf *cf, struct pt_tls_srv_conf *tc, SSL_CTX *ctx)
 		return PT_ERROR;
 	if (SSL_CTX_load_verify_locations(ctx, tc->client_ca, NULL) != 1) {
 		pt_conf_error(cf, node, "tls: client_ca \"%s\": %s",
-			      tc->client_ca, tls_reason(why, sizeof(why)));
+			      tc->client_ca,
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	names = tls_ca_names(tc->client_ca);
 	if (names == NULL) {
 		pt_conf_error(cf, node, "tls: client_ca \"%s\": %s",
-			      tc->client_ca, tls_reason(why, sizeof(why)));
+			      tc->client_ca,
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	SSL_CTX_set_client_CA_list(ctx, names);
@@ -822,7 +802,7 @@ tls_build_ctx(struct pt_conf *cf, struct pt_http_server *srv, unsigned index)
 	    pt_pool_cleanup_add(cf->pool, tls_ctx_free, ctx) != PT_OK) {
 		SSL_CTX_free(ctx);
 		pt_conf_error(cf, NULL, "SSL_CTX_new() failed: %s",
-			      tls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	tc->ctx = ctx;
@@ -844,12 +824,12 @@ tls_build_ctx(struct pt_conf *cf, struct pt_http_server *srv, unsigned index)
 	if (SSL_CTX_set_cipher_list(ctx, tc->ciphers) != 1) {
 		pt_conf_error(cf, tc->nodes[PT_TLS_CIPHERS],
 			      "tls: ciphers \"%s\": %s", tc->ciphers,
-			      tls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	if (SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1) {
 		pt_conf_error(cf, NULL, "tls: groups " TLS_GROUPS ": %s",
-			      tls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	if (tls_load_certs(cf, tc, ctx) != PT_OK ||
@@ -1024,7 +1004,7 @@ pt_tls_new(struct pt_conn *c)
 
 	if (ssl == NULL || SSL_set_fd(ssl, c->io.fd) != 1) {
 		pt_conn_log(c, PT_LOG_ERR, 0, "new TLS session: %s",
-			    tls_reason(why, sizeof(why)));
+			    pt_tls_reason(why, sizeof(why), NULL));
 		SSL_free(ssl);
 		return NULL;
 	}

@@ -20,6 +20,7 @@
  */
 #include "core.h"
 #include "conf.h"
+#include "sockio.h"
 #include "tls_key.h"
 
 #include <errno.h>
@@ -193,23 +194,6 @@ pt_tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-/* OpenSSL's first queued reason (the cause), the queue emptied. */
-static const char *
-tls_key_reason(char *buf, size_t cap)
-{
-	unsigned long e = ERR_get_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	if (r != NULL)
-		snprintf(buf, cap, "%s", r);
-	else if (e != 0)
-		snprintf(buf, cap, "OpenSSL error %lx", e);
-	else
-		snprintf(buf, cap, "not a PEM private key");
-	ERR_clear_error();
-	return buf;
-}
-
 /* The key of bio, read from its start, with t's passphrase. */
 static EVP_PKEY *
 tls_key_read(BIO *bio, struct tls_key_try *t)
@@ -224,7 +208,7 @@ tls_key_read(BIO *bio, struct tls_key_try *t)
 
 int
 pt_tls_key_use(struct pt_conf *cf, const config_setting_t *node,
-	       struct ssl_ctx_st *ctx, const char *file,
+	       struct ssl_ctx_st *ctx, const char *file, const char *cert,
 	       const struct pt_tls_pass *pw)
 {
 	struct tls_key_try t = {NULL, 0};
@@ -238,7 +222,8 @@ pt_tls_key_use(struct pt_conf *cf, const config_setting_t *node,
 	bio = BIO_new_file(file, "r");
 	if (bio == NULL) {
 		pt_conf_error(cf, node, "tls: key \"%s\": %s", file,
-			      tls_key_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why),
+					    "not a PEM private key"));
 		return PT_ERROR;
 	}
 	/* a key that is not encrypted does not ask: one read is enough */
@@ -259,10 +244,18 @@ pt_tls_key_use(struct pt_conf *cf, const config_setting_t *node,
 			      file, pw->file);
 	else if (pkey == NULL)
 		pt_conf_error(cf, node, "tls: key \"%s\": %s", file,
-			      tls_key_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why),
+					    "not a PEM private key"));
 	else if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1)
 		pt_conf_error(cf, node, "tls: key \"%s\": %s", file,
-			      tls_key_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why),
+					    "not a PEM private key"));
+	/* the pair just set (the slot of the key's type) */
+	else if (SSL_CTX_check_private_key(ctx) != 1)
+		pt_conf_error(cf, node,
+			      "tls: key \"%s\" does not match cert \"%s\": %s",
+			      file, cert,
+			      pt_tls_reason(why, sizeof(why), NULL));
 	else
 		rc = PT_OK;
 	EVP_PKEY_free(pkey);

@@ -47,15 +47,17 @@ void pt_tls_pass_free(struct pt_tls_pass *pw);
 
 /*
  * Load the PEM private key in file into ctx (SSL_CTX_use_PrivateKey, the
- * slot of its type). An encrypted key is tried with each passphrase of
- * pw in turn (pw may be NULL or empty); OpenSSL never asks on a
+ * slot of its type) and check that it matches the certificate set there
+ * just before (cert names it in the error). An encrypted key is tried with each
+ * passphrase of pw in turn (pw may be NULL or empty); OpenSSL never asks on a
  * terminal. Errors at node (pt_conf_error, "tls: key ..."), with
  * OpenSSL's error queue emptied: an encrypted key and no passphrase, no
- * passphrase that decrypts it, a file that is not a key. PT_OK or
+ * passphrase that decrypts it, a file that is not a key, a key that does
+ * not match the certificate. PT_OK or
  * PT_ERROR.
  */
 int pt_tls_key_use(struct pt_conf *cf, const config_setting_t *node,
-		   struct ssl_ctx_st *ctx, const char *file,
+		   struct ssl_ctx_st *ctx, const char *file, const char *cert,
 		   const struct pt_tls_pass *pw);
 
 /*

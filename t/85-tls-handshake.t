@@ -19,7 +19,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use IO::Select;
 use Socket qw(SOL_SOCKET SO_LINGER);
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use PortierTest;
 use PortierHTTP;
 use PortierTLS;

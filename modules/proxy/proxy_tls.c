@@ -74,18 +74,6 @@ static const struct {
 	{"TLSv1.3", TLS1_3_VERSION},
 };
 
-/* The reason of the last OpenSSL failure, and empty the queue. */
-static const char *
-ptls_reason(char *buf, size_t size)
-{
-	unsigned long e = ERR_get_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	snprintf(buf, size, "%s", r ? r : "unknown error");
-	ERR_clear_error();
-	return buf;
-}
-
 static void
 ptls_free(void *data)
 {
@@ -159,7 +147,7 @@ ptls_protocols(struct pt_conf *cf, const config_setting_t *node,
 	    !SSL_CTX_set_max_proto_version(ctx, ptls_versions[hi].version)) {
 		char why[160];
 		pt_conf_error(cf, node, "tls: \"protocols\": %s",
-			      ptls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	return PT_OK;
@@ -201,7 +189,6 @@ ptls_key(struct pt_conf *cf, const config_setting_t *node,
 	const config_setting_t *pnode = node;
 	struct pt_tls_pass pw;
 	const char *f, *pf = NULL;
-	char why[160];
 	int rc = PT_ERROR;
 
 	if (c->password_file != NULL) {
@@ -215,14 +202,9 @@ ptls_key(struct pt_conf *cf, const config_setting_t *node,
 	if (pt_tls_pass_read(cf, pnode, pf, &pw) != PT_OK)
 		goto fail;
 	f = pt_conf_dir_path(cf, c->key);
-	if (f == NULL || pt_tls_key_use(cf, node, ctx, f, &pw) != PT_OK)
+	if (f == NULL ||
+	    pt_tls_key_use(cf, node, ctx, f, c->cert, &pw) != PT_OK)
 		goto fail;
-	if (!SSL_CTX_check_private_key(ctx)) {
-		pt_conf_error(cf, node,
-			      "tls: key \"%s\" does not match cert \"%s\": %s",
-			      c->key, c->cert, ptls_reason(why, sizeof(why)));
-		goto fail;
-	}
 	rc = PT_OK;
 fail:
 	pt_tls_pass_free(&pw);
@@ -243,12 +225,12 @@ ptls_files(struct pt_conf *cf, const config_setting_t *node,
 			return PT_ERROR;
 		if (!SSL_CTX_load_verify_locations(ctx, f, NULL)) {
 			pt_conf_error(cf, node, "tls: ca \"%s\": %s", f,
-				      ptls_reason(why, sizeof(why)));
+				      pt_tls_reason(why, sizeof(why), NULL));
 			return PT_ERROR;
 		}
 	} else if (c->verify && !SSL_CTX_set_default_verify_paths(ctx)) {
 		pt_conf_error(cf, node, "tls: the system's CA store: %s",
-			      ptls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	if (ptls_crl(cf, node, c, ctx) != PT_OK)
@@ -271,7 +253,7 @@ ptls_files(struct pt_conf *cf, const config_setting_t *node,
 		return PT_ERROR;
 	if (!SSL_CTX_use_certificate_chain_file(ctx, f)) {
 		pt_conf_error(cf, node, "tls: cert \"%s\": %s", f,
-			      ptls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return PT_ERROR;
 	}
 	return ptls_key(cf, node, c, ctx);
@@ -286,7 +268,7 @@ ptls_ctx(struct pt_conf *cf, const config_setting_t *node,
 
 	if (ctx == NULL) {
 		pt_conf_error(cf, node, "tls: SSL_CTX_new(): %s",
-			      ptls_reason(why, sizeof(why)));
+			      pt_tls_reason(why, sizeof(why), NULL));
 		return NULL;
 	}
 	/* the certificate file's reader: never OpenSSL's prompt */
@@ -430,7 +412,7 @@ pt_proxy_tls_new(struct proxy_tls *t, unsigned peer, int fd, int session)
 	return ssl;
 fail:
 	pt_log(PT_LOG_ERR, 0, "TLS to a backend: %s",
-	       ptls_reason(why, sizeof(why)));
+	       pt_tls_reason(why, sizeof(why), NULL));
 	SSL_free(ssl);
 	return NULL;
 }

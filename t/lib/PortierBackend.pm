@@ -619,7 +619,8 @@ sub _tls_accept {
 		sysread($sock, $buf, 5); # the start of a ClientHello
 		_log_line($self, 'T', $cid, sprintf('%.6f', time()), '', '', 0,
 			'', "broken: $how");
-		sleep(30) if $how eq 'hang';
+		# hang: say nothing more until the proxy gives up and closes
+		1 while $how eq 'hang' && sysread($sock, $buf, 4096);
 		setsockopt($sock, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0))
 			if $how eq 'reset';
 		_exit(0);

@@ -250,7 +250,7 @@ t_use_key(void *arg)
 		t_write("pass", u->pass);
 	rc = pt_tls_pass_read(&cf, NULL, u->pass ? pass : NULL, &pw);
 	if (rc == PT_OK)
-		rc = pt_tls_key_use(&cf, NULL, ctx, key, &pw);
+		rc = pt_tls_key_use(&cf, NULL, ctx, key, "t_crt", &pw);
 	pt_tls_pass_free(&pw);
 	if (rc == PT_OK)
 		ck_assert_int_eq(SSL_CTX_check_private_key(ctx), 1);
